@@ -312,6 +312,11 @@ def load(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = No
     return validate(raw, source=str(Path(path).name))
 
 
+def with_overrides(params: Params, overrides: dict[str, Any], source: str = "override") -> Params:
+    """A new, re-validated Params with dotted-key overrides applied (sweep trials, best.yaml, ablations)."""
+    return validate(apply_overrides(params.dump(), overrides, source), source=source)
+
+
 def field_choices(model: type[BaseModel], name: str) -> tuple[Any, ...]:
     """The allowed values of a Literal field, e.g. field_choices(ModelParams, 'attention')."""
     return get_args(model.model_fields[name].annotation)

@@ -1,0 +1,67 @@
+"""Shared fixtures: a temporary git copy of this repository with the tiny profile, and DVC in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from efficientnext import config
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+TINY_PROFILE = yaml.safe_load((ROOT / "tests/profiles/tiny.yaml").read_text())
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with the venv first on PATH (dvc.yaml's `python` is the venv's)."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "dvc"), *args], cwd=repo, check=check)
+
+
+def write_params(repo: Path, overrides: dict[str, Any]) -> None:
+    path = repo / "params.yaml"
+    raw = config.apply_overrides(yaml.safe_load(path.read_text()), overrides)
+    config.validate(raw)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def make_repo(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Copy the working tree (tracked and non-ignored files) to `dest`, apply the tiny profile, git-commit it."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    write_params(dest, {**TINY_PROFILE, **(overrides or {})})
+    run(["git", "init", "-q"], cwd=dest)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], cwd=dest)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"], cwd=dest)
+    return dest
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    """A fresh temporary git copy of the repository on the tiny profile."""
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def tiny_params() -> config.Params:
+    """The tiny profile as validated Params (for library-level tests)."""
+    return config.load(ROOT / "params.yaml", TINY_PROFILE)
