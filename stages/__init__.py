@@ -1,0 +1,1 @@
+"""DVC stage entry points, run as `python -m stages.<name>` from the repository root."""

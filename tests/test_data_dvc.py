@@ -1,0 +1,61 @@
+"""The data stages through DVC in a temporary git copy on the tiny profile."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, dvc, write_params
+from efficientnext import cli
+
+DATA_STAGES = ["generate", "validate", "split", "prepare", "subset"]
+
+
+def ran(result) -> list[str]:
+    return re.findall(r"Running stage '([\w-]+)'", result.stdout)
+
+
+@pytest.mark.slow
+def test_data_stages_rerun_only_what_a_change_touches(tiny_repo):
+    assert ran(dvc(tiny_repo, "repro", "prepare", "subset")) == DATA_STAGES
+    summary = json.loads((tiny_repo / "metrics/validate.json").read_text())
+    assert summary["per_status"]["quarantined"] == 5 and summary["per_status"]["fixed"] == 4
+    assert json.loads((tiny_repo / "metrics/subset.json").read_text())["per_class"]["porn"]["target"] == 8
+    assert sorted(p.name for p in (tiny_repo / "data/prepared").iterdir()) == ["index.csv", "pixels.u8"]
+
+    again = dvc(tiny_repo, "repro", "prepare", "subset")
+    assert ran(again) == [] and "Data and pipelines are up to date." in again.stdout
+
+    lock = yaml.safe_load((tiny_repo / "dvc.lock").read_text())
+    assert ran(dvc(tiny_repo, "repro", "--force", "--single-item", "generate")) == ["generate"]
+    assert yaml.safe_load((tiny_repo / "dvc.lock").read_text()) == lock  # same params, same bytes
+
+    write_params(tiny_repo, {"split.seed": 7})
+    assert ran(dvc(tiny_repo, "repro", "prepare", "subset")) == ["split", "prepare", "subset"]
+
+
+def data_modules(path: Path) -> set[str]:
+    """`path` and the efficientnext/data modules it imports, transitively."""
+    found = {path.relative_to(ROOT).as_posix()}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("efficientnext.data"):
+            names = ([f"{node.module}.{a.name}" for a in node.names] if node.module == "efficientnext.data"
+                     else [node.module])
+            for name in names:
+                found |= data_modules(ROOT / (name.replace(".", "/") + ".py"))
+    return found
+
+
+def test_data_stages_declare_exactly_the_code_they_import():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in DATA_STAGES:
+        module = cli.STAGES[name].split(":")[0]
+        declared = {dep for dep in stages[name]["deps"] if dep.startswith("efficientnext/")}
+        assert declared == data_modules(ROOT / (module.replace(".", "/") + ".py")), name
+        assert f"stages/{name}.py" in stages[name]["deps"]
+    assert "${data.root}" in stages["validate"]["deps"] and "${data.root}" in stages["prepare"]["deps"]
