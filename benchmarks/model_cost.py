@@ -1,0 +1,102 @@
+"""Cost of efficientnext_paper vs its ancestor efficientnet_b2, side by side (the figures quoted in README).
+
+Params and MACs (torch.utils.flop_counter, one image) at 224 and 260 px; CPU throughput (2 threads),
+batch 16, channels_last: training (forward + cross-entropy + backward + SGD step) and inference
+(no_grad, eval) images per second at 96 and 224 px, the median of several timed repeats after warm-up,
+the two models taking turns. Throughput depends on what else the machine runs; re-run on a quiet one
+before quoting it.
+
+    .venv/bin/python benchmarks/model_cost.py [--repeats 5] [--steps 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import timm
+import torch
+from torch import nn
+
+import efficientnext  # noqa: F401  (registers efficientnext_paper)
+from efficientnext.models.summary import summarize
+
+MODELS = ("efficientnext_paper", "efficientnet_b2")
+COST_SIZES = (224, 260)
+SPEED_SIZES = (96, 224)
+BATCH, CLASSES = 16, 5
+
+
+def batch_step(model: nn.Module, size: int, train: bool) -> Callable[[], None]:
+    """One batch: training (forward, cross-entropy, backward, SGD step) or inference."""
+    images = torch.randn(BATCH, 3, size, size).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, CLASSES, (BATCH,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        model.train(train)
+        if train:
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+        else:
+            with torch.no_grad():
+                model(images)
+
+    return step
+
+
+def images_per_second(models: dict[str, nn.Module], size: int, train: bool, repeats: int,
+                      steps: int) -> dict[str, float]:
+    """Median img/s of each model; the models take turns within every repeat, so a busy spell on a shared
+    machine slows them alike."""
+    batch_steps = {name: batch_step(model, size, train) for name, model in models.items()}
+    for step in batch_steps.values():
+        for _ in range(2):  # warm-up: allocator, oneDNN primitives
+            step()
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, step in batch_steps.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[name].append(BATCH * steps / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    parser.add_argument("--steps", type=int, default=3, help="batches per timed repeat")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (default 2; 1 on a busy machine, where 2 OpenMP threads stall)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    models = {name: timm.create_model(name, num_classes=CLASSES).to(memory_format=torch.channels_last)
+              for name in MODELS}
+    columns = ["params (M)"] + [f"GMACs @{s}" for s in COST_SIZES]
+    rows = {name: [sum(p.numel() for p in model.parameters()) / 1e6]
+            + [summarize(model, size).macs / 1e9 for size in COST_SIZES] for name, model in models.items()}
+    for size in SPEED_SIZES:
+        for train in (True, False):
+            columns.append(f"{'train' if train else 'infer'} img/s @{size}")
+            for name, rate in images_per_second(models, size, train, args.repeats, args.steps).items():
+                rows[name].append(rate)
+    rows["ratio (EfficientNext / B2)"] = [a / b for a, b in zip(*rows.values())]
+
+    print(f"torch {torch.__version__}, timm {timm.__version__}, {args.threads} threads, batch {BATCH}, channels_last, "
+          f"median of {args.repeats} × {args.steps} batches")
+    print("| model | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    for name, figures in rows.items():
+        cells = [f"{v:.2f}" if i < 1 + len(COST_SIZES) or name.startswith("ratio") else f"{v:.1f}"
+                 for i, v in enumerate(figures)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
