@@ -1,1 +1,2 @@
-"""Placeholder: being written."""
+"""Training: objectives (losses), optimisers and schedules (optim), phases (the transfer schedule),
+checkpoints, DDP plumbing (distributed), the epoch loop (engine.fit) and the train stage (run)."""

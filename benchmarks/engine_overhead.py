@@ -1,0 +1,114 @@
+"""Engine overhead: whole-epoch img/s (DataLoader, transforms, bookkeeping, progress bar) divided by
+bare train-step img/s (one batch already on the device, forward + backward + step) at the same batch size.
+
+Both run side by side in one process on the same model, alternating, and the medians are reported.
+Data: the prepared cache (data/prepared + data/splits/train.csv) when present, else random uint8 images
+through the same transforms. Usage: python benchmarks/engine_overhead.py [--images 640] [--repeats 3] [-S k=v]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from efficientnext import config
+from efficientnext.data.datasets import PreparedImages, read_rows
+from efficientnext.data.transforms import build_transforms
+from efficientnext.models import create_model
+from efficientnext.train.engine import train_one_epoch
+from efficientnext.train.losses import build_loss, soft_targets
+from efficientnext.train.optim import LRSchedule, build_optimizer
+from efficientnext.train.runtime import Runtime, make_loader, seed_everything
+
+PREPARED, TRAIN_SPLIT = Path("data/prepared"), Path("data/splits/train.csv")
+
+
+class RandomImages(Dataset):
+    """Random uint8 images at the cache's short side, through the real transforms."""
+
+    def __init__(self, size: int, side: int, num_classes: int, transform):
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 256, (size, 3, side, side * 4 // 3), dtype=torch.uint8, generator=generator)
+        self.targets = torch.arange(size) % num_classes
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.images[index]), int(self.targets[index])
+
+
+def training_images(params: config.Params, count: int) -> tuple[Dataset, str]:
+    transform = build_transforms(params.augment, params.train.image_size, train=True)
+    if PREPARED.is_dir() and TRAIN_SPLIT.is_file():
+        dataset = PreparedImages(PREPARED, read_rows(TRAIN_SPLIT), list(params.data.classes), transform)
+        return Subset(dataset, range(min(count, len(dataset)))), "prepared cache"
+    return RandomImages(count, params.prepare.short_side, len(params.data.classes), transform), "random images"
+
+
+def bare_steps(model, images, targets, criterion, optimizer, runtime: Runtime, train, steps: int) -> float:
+    """img/s of `steps` forward/backward/step passes on one resident batch."""
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        with runtime.autocast():
+            logits = model(images)
+        loss = criterion(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * images.shape[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=640, help="images per measured epoch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    params = config.load("params.yaml", dict(config.parse_override(o) for o in args.overrides))
+    train, classes = params.train, list(params.data.classes)
+    runtime = Runtime.create(train)
+    seed_everything(train.seed, train.deterministic, runtime.device)
+    dataset, source = training_images(params, args.images)
+    model = create_model(params.model, len(classes)).to(
+        runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
+    criterion = build_loss(train).to(runtime.device)
+    optimizer = build_optimizer(model, train)
+    loader = make_loader(dataset, train.batch_size, shuffle=True, workers=train.workers, runtime=runtime,
+                         generator=torch.Generator().manual_seed(train.seed))
+    # A constant-rate schedule: the measurement must not depend on where in a schedule it runs.
+    schedule = LRSchedule(optimizer, train.model_copy(update={"scheduler": "none", "warmup_epochs": 0}), 1, 1)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=train.precision == "fp16")
+    images, labels = next(iter(loader))
+    images = runtime.images(images)
+    targets = soft_targets(labels.to(runtime.device), len(classes), train.label_smoothing)
+
+    bare_steps(model, images, targets, criterion, optimizer, runtime, train, 3)  # warm-up
+    epoch_rates, bare_rates = [], []
+    for _ in range(args.repeats):
+        stats = train_one_epoch(model, loader, criterion, optimizer, schedule, scaler, runtime, train,
+                                len(classes), 1, 1)
+        epoch_rates.append(stats["images"] / stats["seconds"])
+        bare_rates.append(bare_steps(model, images, targets, criterion, optimizer, runtime, train, len(loader)))
+    epoch_rate, bare_rate = statistics.median(epoch_rates), statistics.median(bare_rates)
+    print(f"engine overhead ({params.model.arch}, {train.image_size} px, batch {train.batch_size}, "
+          f"{train.workers} workers, {train.precision}, {runtime.device}, {source}, {len(loader)} steps, "
+          f"median of {args.repeats}, {torch.get_num_threads()} threads)")
+    print(f"  whole epoch   {epoch_rate:8.1f} img/s   runs {[round(r, 1) for r in epoch_rates]}")
+    print(f"  bare step     {bare_rate:8.1f} img/s   runs {[round(r, 1) for r in bare_rates]}")
+    print(f"  ratio         {epoch_rate / bare_rate:8.3f}   (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    main()
