@@ -1,0 +1,96 @@
+"""One trial: sample the space, refuse infeasible configurations untrained, train, report per epoch.
+
+The objective is the validation macro-F1 of the best epoch on the subset's val part; every validation
+metric fit returns for that epoch (accuracy, ROC-AUC OvR when the engine reports it, ...) becomes a
+trial user attribute. An infeasible trial and a trial the pruner stops
+are PRUNED with user attribute `prune_reason`; a trial whose loss turns NaN (or that runs out of GPU
+memory) is FAILED with `fail_reason`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import optuna
+import torch
+
+from efficientnext import config
+from efficientnext.data.datasets import PreparedImages, read_rows
+from efficientnext.data.transforms import build_transforms
+from efficientnext.sweep import space, storage
+from efficientnext.train.engine import NonFiniteLossError, fit
+
+OBJECTIVE = "macro_f1"
+METRICS = ("macro_f1", "accuracy", "roc_auc_ovr")  # the trials.csv columns and the choices of select.metric
+PRUNE_REASON_ATTR = "prune_reason"
+PINNED_ATTR = "pinned"
+PREPARED_DIR = Path("data/prepared")
+SUBSET_CSV = Path("data/subset.csv")
+
+# Errors that fail one trial and let the sweep go on: a diverged loss, a configuration too big for the GPU.
+TRIAL_FAILURES = (NonFiniteLossError, torch.OutOfMemoryError)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class Trainer(Protocol):
+    def __call__(self, params: config.Params, epochs: int, epoch_callback: EpochCallback) -> dict[str, float]:
+        """Train with `params` for `epochs`; return the best epoch's validation metrics."""
+
+
+class SubsetTrainer:
+    """The real engine on the balanced subset: trains on part == train, validates on part == val."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.rows = read_rows(root / SUBSET_CSV)
+
+    def __call__(self, params: config.Params, epochs: int, epoch_callback: EpochCallback) -> dict[str, float]:
+        classes = params.data.classes
+        sets = [
+            PreparedImages(self.root / PREPARED_DIR, self.rows[self.rows["part"] == part].reset_index(drop=True),
+                           classes, build_transforms(params.augment, params.train.image_size, train=part == "train"))
+            for part in ("train", "val")
+        ]
+        return fit(params, *sets, classes, epochs=epochs, epoch_callback=epoch_callback).best_metrics
+
+
+class Objective:
+    def __init__(self, params: config.Params, trainer: Trainer) -> None:
+        self.params = params
+        self.trainer = trainer
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr(storage.WORKER_ATTR, storage.worker_id())
+        sweep = self.params.sweep
+        overrides = space.suggest(trial, sweep.fixed)
+        trial.set_user_attr(PINNED_ATTR, space.pinned(sweep.fixed))
+        reason = space.violation(space.full_record(overrides, self.params), self.params)
+        if reason is not None:
+            self._prune(trial, reason)
+        trial_params = config.with_overrides(self.params, {**overrides, "train.precision": sweep.precision},
+                                             source=f"trial {trial.number}")
+        try:
+            best = self.trainer(trial_params, sweep.epochs, self._epoch_callback(trial))
+        except TRIAL_FAILURES as exc:
+            trial.set_user_attr(storage.FAIL_REASON_ATTR, str(exc))
+            raise
+        for metric, value in best.items():  # macro_f1, accuracy, roc_auc_ovr, ... of the best epoch
+            trial.set_user_attr(metric, value)
+        return best[OBJECTIVE]
+
+    def _epoch_callback(self, trial: optuna.Trial) -> EpochCallback:
+        def report(epoch: int, val_metrics: dict[str, float]) -> None:
+            trial.report(val_metrics[OBJECTIVE], epoch)
+            if trial.should_prune():
+                self._prune(trial, f"{self.params.sweep.pruner} pruner after epoch {epoch}: "
+                                   f"{OBJECTIVE} {val_metrics[OBJECTIVE]:.4f}")
+
+        return report
+
+    @staticmethod
+    def _prune(trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr(PRUNE_REASON_ATTR, reason)
+        raise optuna.TrialPruned(reason)
