@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 repro: install
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	# One torch thread per xdist worker: OpenMP threads oversubscribing the cores stall badly.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 bench: install
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -9,6 +9,7 @@ and what is allowed, e.g.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -45,7 +46,9 @@ class SyntheticParams(Group):
     min_side: int = Field(96, ge=32, le=4096)
     max_side: int = Field(320, ge=32, le=4096)
     png_fraction: float = Field(0.3, ge=0.0, le=1.0)
+    duplicate_fraction: float = Field(0.02, ge=0.0, le=0.5, description="exact and near-duplicate copies per class")
     broken_files: bool = True
+    workers: int = Field(2, ge=1, le=256, description="rendering processes (the output does not depend on it)")
 
     @model_validator(mode="after")
     def _sides(self) -> "SyntheticParams":
@@ -54,9 +57,12 @@ class SyntheticParams(Group):
         return self
 
 
+SYNTHETIC_ROOT = "data/raw"  # where `generate` writes; DVC owns it as that stage's output
+
+
 class DataParams(Group):
     source: Literal["synthetic", "folder"] = "synthetic"
-    root: str = "data/raw"
+    root: str = SYNTHETIC_ROOT
     classes: list[str] = Field(default_factory=lambda: list(PAPER_CLASSES), min_length=2)
     seed: int = 42
     synthetic: SyntheticParams = SyntheticParams()
@@ -68,6 +74,21 @@ class DataParams(Group):
         if len(set(lowered)) != len(lowered):
             raise ValueError(f"class names must be unique (case-insensitively), got {classes}")
         return classes
+
+    @model_validator(mode="after")
+    def _source_root(self) -> "DataParams":
+        # generate owns data/raw: DVC empties a stage's output before running it, so user data must live elsewhere.
+        at_raw = Path(os.path.normpath(self.root)) == Path(SYNTHETIC_ROOT)
+        if self.source == "synthetic":
+            if not at_raw:
+                raise ValueError(f"root = {self.root!r} must be {SYNTHETIC_ROOT} when source is synthetic")
+            unknown = [c for c in self.classes if c.lower() not in PAPER_CLASSES]
+            if unknown:
+                raise ValueError(f"classes {unknown} have no synthetic recipe; "
+                                 f"use a subset of {', '.join(PAPER_CLASSES)}")
+        elif at_raw:
+            raise ValueError(f"root = {self.root!r} is the generate stage's output; point it at your image folder")
+        return self
 
 
 class ValidateParams(Group):
@@ -121,21 +142,23 @@ class TransferParams(Group):
 
 StageRow = tuple[int, int, int, int, int]
 
+# (n, C, s, e, k) per stage: EfficientNet-B2's table with stride-1 stages merged (total stride 32);
+# efficientnext/models/efficientnext.py documents the derivation.
+B2_DERIVED_STAGES: list[StageRow] = [(5, 24, 2, 6, 3), (3, 48, 2, 6, 5), (8, 120, 2, 6, 5), (5, 208, 2, 6, 5),
+                                     (2, 352, 1, 6, 3)]
+
 
 class ModelParams(Group):
     arch: Arch = "efficientnext"
-    # (n, C, s, e, k) per stage; see efficientnext/models/efficientnext.py for its descent from B2.
-    stages: list[StageRow] = Field(
-        default_factory=lambda: [(3, 24, 2, 6, 3), (3, 48, 2, 6, 5), (5, 120, 2, 6, 5), (6, 208, 2, 6, 5), (2, 352, 1, 6, 3)],
-        min_length=1,
-    )
+    stages: list[StageRow] = Field(default_factory=lambda: list(B2_DERIVED_STAGES), min_length=1,
+                                   description="(n, C, s, e, k) per stage")
     kernel_size: Literal[3, 5, 7] | None = 7
     expand_ratio: int | None = Field(5, ge=1, le=8)
     width: float = Field(1.0, gt=0.0, le=4.0)
     final_channels: int = Field(1536, ge=8)
     attention: Attention = "eca"
     norm: Norm = "batchnorm"
-    gn_groups: Literal[8, 16] = 8
+    gn_groups: Literal[8, 16] = Field(8, description="groups of groupnorm and evonorms0")
     activation: Activation = "gelu"
     conv_bias: bool = False
     drop_connect: float = Field(0.1376, ge=0.0, lt=1.0)
@@ -147,10 +170,25 @@ class ModelParams(Group):
     dropout_head2: float = Field(0.5, ge=0.0, lt=1.0)
     transfer: TransferParams = TransferParams()
 
+    @field_validator("stages")
+    @classmethod
+    def _stage_rows(cls, stages: list[StageRow]) -> list[StageRow]:
+        for index, (n, channels, stride, expand, kernel) in enumerate(stages):
+            if n < 1 or channels < 1 or stride not in (1, 2) or expand < 1 or kernel < 1 or kernel % 2 == 0:
+                raise ValueError(f"row {index} = {[n, channels, stride, expand, kernel]} must be [n >= 1, C >= 1, "
+                                 f"s in 1|2, e >= 1, odd k]")
+        return stages
+
 
 class TransferScheduleParams(Group):
-    feature_epochs: int = Field(2, ge=0)
-    finetune_epochs: int = Field(2, ge=0)
+    feature_epochs: int = Field(2, ge=0, description="backbone frozen, Adam")
+    finetune_epochs: int = Field(2, ge=0, description="unfrozen from model.transfer.unfreeze_from, RMSprop at lr/10")
+
+    @model_validator(mode="after")
+    def _some_epochs(self) -> "TransferScheduleParams":
+        if self.feature_epochs + self.finetune_epochs < 1:
+            raise ValueError("feature_epochs + finetune_epochs must be at least 1")
+        return self
 
 
 class TrainParams(Group):
@@ -202,8 +240,21 @@ class SweepParams(Group):
     pruner: Pruner = "median"
     sampler_seed: int = 42
     workers: int = Field(1, ge=1, le=64)
+    startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
+    pruner_startup: int = Field(2, ge=0, description="completed trials before the median pruner may stop one")
+    precision: Precision = Field("fp32", description="trial precision; bf16 on a GPU (bf16 autocast is slower on CPU)")
+    start_from_params: bool = Field(True, description="enqueue params.yaml's configuration as trial 0")
+    heartbeat: int | None = Field(60, ge=1, description="RDB storages: seconds between a trial's heartbeats; null: off")
     # Rows of the paper's space pinned to one value, e.g. a CPU-sized image_size; recorded in best.yaml.
     fixed: dict[str, Any] = Field(default_factory=lambda: {"image_size": 64, "batch_size": 32})
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_rows(cls, fixed: dict[str, Any]) -> dict[str, Any]:
+        from efficientnext.sweep.space import check_fixed  # the space's rows are the sweep's data
+
+        check_fixed(fixed)
+        return fixed
 
     @model_validator(mode="after")
     def _budget(self) -> "SweepParams":

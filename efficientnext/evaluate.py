@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (brier_score_loss, confusion_matrix, log_loss, precision_recall_fscore_support,
-                             roc_auc_score, roc_curve)
+                             roc_curve)
 
 from efficientnext import io
 from efficientnext.cli import UserError
@@ -26,7 +26,7 @@ from efficientnext.models import create_model
 from efficientnext.train import checkpoint
 from efficientnext.train.engine import BEST, predict
 from efficientnext.train.runtime import Runtime, make_loader
-from efficientnext.train.metrics import softmax, summary_scores
+from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
 
 MODEL_PATH = Path("models") / BEST
 PREPARED, SPLITS = Path("data/prepared"), Path("data/splits")
@@ -50,13 +50,6 @@ def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int)
     if curve.empty:
         return 0.0
     return float((curve["count"] * (curve["accuracy"] - curve["confidence"]).abs()).sum() / curve["count"].sum())
-
-
-def roc_auc_ovr(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> float | None:
-    """Macro one-vs-rest ROC-AUC; None (JSON null) when a class is absent, where it is undefined."""
-    if len(np.unique(y_true)) < num_classes:
-        return None
-    return float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, classes: list[str], ece_bins: int) -> dict[str, Any]:

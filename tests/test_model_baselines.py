@@ -106,3 +106,15 @@ def test_efficientnet_b2_is_timms_with_a_five_class_head():
     assert type(model).__name__ == "EfficientNet" and model.get_classifier().out_features == 5
     assert sum(p.numel() for p in model.parameters()) == 7_708_039
     assert model.drop_rate == ModelParams().dropout_features
+
+
+def test_transfer_inputs_are_normalised_like_the_pretrained_backbone(tiny_params):
+    from efficientnext import config
+    from efficientnext.models import with_input_normalisation
+
+    lite0 = with_input_normalisation(config.with_overrides(tiny_params, {"model.arch": "transfer"}))
+    assert lite0.augment.mean == (0.5, 0.5, 0.5) and lite0.augment.std == (0.5, 0.5, 0.5)
+    mobilenet = with_input_normalisation(config.with_overrides(
+        tiny_params, {"model.arch": "transfer", "model.transfer.backbone": "mobilenetv2_100"}))
+    assert mobilenet.augment.mean == (0.485, 0.456, 0.406)
+    assert with_input_normalisation(tiny_params) is tiny_params

@@ -28,7 +28,7 @@ FEASIBLE = {"model.expand_ratio": 4, "model.norm": "batchnorm", "model.activatio
 def make_params(tmp_path: Path, **sweep) -> config.Params:
     base = config.load(ROOT / "params.yaml")
     values = {"storage": "sqlite:///sweep/study.db", "n_trials": 4, "epochs": 3, "pruner": "none",
-              "startup_trials": 2, **sweep}
+              "startup_trials": 2, "start_from_params": False, **sweep}
     return config.with_overrides(base, {f"sweep.{key}": value for key, value in values.items()})
 
 
@@ -217,3 +217,19 @@ def test_importances_need_two_complete_trials_with_different_values():
                                          "note": note}
     s.optimize(lambda trial: trial.suggest_float("x", 0, 1) * 0 + 0.5, n_trials=3)
     assert outputs.importances(s, 0)["note"] == note and outputs.importances(s, 0)["complete_trials"] == 3
+
+
+def test_a_new_study_starts_from_the_params_configuration(tmp_path):
+    params = make_params(tmp_path, n_trials=2, start_from_params=True)
+    s = study.run_sweep(params, 1, tmp_path, fake_factory())
+    first = by_number(s)[0]
+    assert first.params == space.params_point(params)
+    assert first.params["model.kernel_size"] == 7 and first.params["model.attention"] == "eca"
+    assert calls(tmp_path)[0]["model"]["kernel_size"] == 7  # it trained with exactly those values
+    study.run_sweep(make_params(tmp_path, n_trials=3, start_from_params=True), 1, tmp_path, fake_factory())
+    assert [t.params == first.params for t in by_number(load(params, tmp_path))] == [True, False, False]
+
+
+def test_params_outside_the_space_are_not_enqueued(tmp_path):
+    params = config.with_overrides(make_params(tmp_path), {"train.lr_head": 0.5})
+    assert space.params_point(params) is None

@@ -19,6 +19,7 @@ import torch
 from efficientnext import config
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
+from efficientnext.models import with_input_normalisation
 from efficientnext.sweep import space, storage
 from efficientnext.train.engine import NonFiniteLossError, fit
 
@@ -48,6 +49,7 @@ class SubsetTrainer:
         self.rows = read_rows(root / SUBSET_CSV)
 
     def __call__(self, params: config.Params, epochs: int, epoch_callback: EpochCallback) -> dict[str, float]:
+        params = with_input_normalisation(params)
         classes = params.data.classes
         sets = [
             PreparedImages(self.root / PREPARED_DIR, self.rows[self.rows["part"] == part].reset_index(drop=True),

@@ -28,6 +28,9 @@ class Choice:
     def describe(self) -> str:
         return "{" + ", ".join(str(v).lower() for v in self.values) + "}"
 
+    def contains(self, value: Any) -> bool:
+        return value in self.values
+
 
 @dataclass(frozen=True)
 class Uniform:
@@ -40,6 +43,9 @@ class Uniform:
 
     def describe(self) -> str:
         return f"{'log-U' if self.log else 'U'}[{self.low:g}, {self.high:g}]"
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,21 @@ def suggest(trial: optuna.Trial, fixed: Mapping[str, Any]) -> dict[str, Any]:
         if row.key not in record and row.active(record):
             record[row.key] = row.domain.suggest(trial, row.key)
     return {row.key: record[row.key] for row in SPACE if row.key in record}
+
+
+def params_point(params: config.Params) -> dict[str, Any] | None:
+    """params.yaml's own values of the searched rows (by default the paper's table 8.4 selection) as a
+    trial to enqueue first; None when one of them lies outside its row's domain."""
+    fixed = pinned(params.sweep.fixed)
+    record = full_record(fixed, params)
+    point = {}
+    for row in SPACE:
+        if row.key in fixed or not row.active(record):
+            continue
+        if not row.domain.contains(record[row.key]):
+            return None
+        point[row.key] = record[row.key]
+    return point
 
 
 def full_record(overrides: Mapping[str, Any], params: config.Params) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from efficientnext import config
 from efficientnext.cli import UserError, load_params
-from efficientnext.sweep import outputs, storage
+from efficientnext.sweep import outputs, space, storage
 from efficientnext.sweep.objective import TRIAL_FAILURES, Objective, SubsetTrainer, Trainer
 
 OUT_DIR = Path("sweep")
@@ -109,6 +109,12 @@ def run_sweep(params: config.Params, workers: int, root: Path | None = None,
     root = Path.cwd() if root is None else root
     backend = storage.open_storage(params.sweep, root)
     study = load_study(params.sweep, backend)  # created once here, so workers only ever load it
+    if params.sweep.start_from_params and not study.get_trials(deepcopy=False):
+        start = space.params_point(params)
+        if start is None:
+            print("sweep: params.yaml's configuration lies outside the space; not enqueued", flush=True)
+        else:
+            study.enqueue_trial(start)  # trial 0: the search starts from the known configuration
     if workers == 1:
         work(params, root, make_trainer(root))
     else:

@@ -25,7 +25,7 @@ from efficientnext.config import Params, TrainParams
 from efficientnext.models import create_model
 from efficientnext.train import checkpoint, distributed
 from efficientnext.train.losses import build_loss, inverse_frequency_weights, mixup, soft_targets
-from efficientnext.train.metrics import softmax, summary_scores
+from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
 from efficientnext.train.optim import LRSchedule, build_optimizer
 from efficientnext.train.phases import Phase, enter_phase, plan_phases
 from efficientnext.train.runtime import Runtime, make_loader, seed_everything
@@ -128,7 +128,9 @@ def validate(model: nn.Module, loader: DataLoader, criterion: nn.Module, runtime
     labels_t = torch.from_numpy(labels).to(runtime.device)
     loss = float(criterion(torch.from_numpy(logits).to(runtime.device),
                            soft_targets(labels_t, num_classes, train.label_smoothing)))
-    return {"loss": loss, **summary_scores(labels, softmax(logits).argmax(1), num_classes)}
+    probs = softmax(logits)
+    return {"loss": loss, **summary_scores(labels, probs.argmax(1), num_classes),
+            "roc_auc_ovr": roc_auc_ovr(labels, probs, num_classes)}
 
 
 def run_signature(params: Params, classes: list[str], total_epochs: int, train_set: Dataset, val_set: Dataset,
@@ -174,7 +176,7 @@ def _model_record(params: Params, classes: list[str], model: nn.Module, epoch: i
 def _log_epoch(live: Any, record: dict[str, float]) -> None:
     live.step = int(record["epoch"])
     for name, value in record.items():
-        if name != "epoch":
+        if name != "epoch" and value is not None:  # ROC-AUC is undefined when a class is absent
             live.log_metric(name, value)
     live.next_step()
 

@@ -20,6 +20,7 @@ from efficientnext.config import Params
 from efficientnext.data.cache import INDEX
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
+from efficientnext.models import with_input_normalisation
 from efficientnext.train import distributed
 from efficientnext.train.engine import FitResult, fit
 from efficientnext.train.phases import plan_phases
@@ -56,7 +57,7 @@ def train_metrics(result: FitResult, params: Params) -> dict:
 
 
 def run(params: Params) -> None:
-    params = chosen_params(params)
+    params = with_input_normalisation(chosen_params(params))
     classes = list(params.data.classes)
     size = params.train.image_size
     train_rows, val_rows = read_rows(SPLITS / "train.csv"), read_rows(SPLITS / "val.csv")
