@@ -199,7 +199,7 @@ class TrainParams(Group):
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(8, ge=1)
     optimizer: Optimizer = "adamw"
-    lr_head: float = Field(3e-3, gt=0.0, le=10.0)
+    lr_head: float = Field(1e-3, gt=0.0, le=10.0)
     lr_backbone: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -211,7 +211,7 @@ class TrainParams(Group):
     restart_period: int = Field(2, ge=1, description="epochs of the first cycle (cosine_restarts)")
     plateau_patience: int = Field(1, ge=0)
     loss: Loss = "ce"
-    class_weights: bool = False
+    class_weights: bool = True
     label_smoothing: float = Field(0.05, ge=0.0, lt=1.0)
     focal_alpha: float = Field(0.25, gt=0.0, le=1.0)
     focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
