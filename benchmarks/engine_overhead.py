@@ -21,7 +21,7 @@ from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import create_model
 from efficientnext.train.engine import train_one_epoch
-from efficientnext.train.losses import build_loss, soft_targets
+from efficientnext.train.losses import build_loss, one_hot
 from efficientnext.train.optim import LRSchedule, build_optimizer
 from efficientnext.train.runtime import Runtime, make_loader, seed_everything
 
@@ -92,7 +92,7 @@ def main() -> None:
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=train.precision == "fp16")
     images, labels = next(iter(loader))
     images = runtime.images(images)
-    targets = soft_targets(labels.to(runtime.device), len(classes), train.label_smoothing)
+    targets = one_hot(labels.to(runtime.device), len(classes))
 
     bare_steps(model, images, targets, criterion, optimizer, runtime, train, 3)  # warm-up
     epoch_rates, bare_rates = [], []

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 
 from efficientnext import config
-from efficientnext.data import cache, datasets, layout, synthetic, transforms, validate
+from efficientnext.data import datasets, generate, layout, prepare, transforms, validate
 from efficientnext.data.images import load_rgb
 
 TRAIN_STEP_IMG_S = (100, 116)  # 96 px efficientnet_b2 training on these machines (shared/design.md)
@@ -73,9 +73,9 @@ def main() -> None:
     train_transform = transforms.build_transforms(params.augment, args.size, train=True)
     with tempfile.TemporaryDirectory() as tmp:
         root, prepared = Path(tmp) / "raw", Path(tmp) / "prepared"
-        synthetic.generate(params, root)
+        generate.generate(params, root)
         rows = validate.build_manifest(layout.discover(root, params.data.classes), root, params.validate_)
-        cache.build_cache(rows, root, prepared, params.prepare, params.validate_.max_pixels)
+        prepare.build_cache(rows, root, prepared, params.prepare, params.validate_.max_pixels)
         cached = datasets.PreparedImages(prepared, rows, params.data.classes, train_transform)
         originals = OriginalImages(root, rows, params.validate_.max_pixels, train_transform)
         n = len(rows)

@@ -1,91 +1,56 @@
-"""`efficientnext` command line: run a pipeline stage, check params, and the tools of each module.
-
-Stage scripts in stages/ call `run_stage(name)`; every stage validates the whole of
-params.yaml first, and a problem stops it with one line on stderr and exit code 2.
-"""
+"""`efficientnext` command line: check params, and the tools of each module (summary, sweep, ...),
+registered by importing the module and calling its `add_command`."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from efficientnext import config
-
-# DVC stage name -> "module:function"; each function takes the validated Params.
-STAGES: dict[str, str] = {
-    "generate": "efficientnext.data.synthetic:run",
-    "validate": "efficientnext.data.validate:run",
-    "split": "efficientnext.data.split:run",
-    "prepare": "efficientnext.data.cache:run",
-    "subset": "efficientnext.data.subset:run",
-    "sweep": "efficientnext.sweep.study:run",
-    "select": "efficientnext.sweep.select:run",
-    "train": "efficientnext.train.run:run",
-    "evaluate": "efficientnext.evaluate:run",
-}
-
-# Subcommands contributed by library modules: name -> "module:function(subparsers)".
-COMMANDS: dict[str, str] = {
-    "summary": "efficientnext.models.summary:add_command",
-    "sweep": "efficientnext.sweep.study:add_command",
-}
+from efficientnext.stage import add_params_arguments, load_params, reported
 
 
-def _resolve(target: str) -> Callable:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+def _check_params(args: argparse.Namespace) -> None:
+    from efficientnext.check import check_inputs
+
+    check_inputs(load_params(args))
+    print(f"{args.params}: ok")
 
 
-class UserError(Exception):
-    """An error whose message is the one line to show the user (bad input, missing file)."""
+def _set_args(args: argparse.Namespace) -> None:
+    """Print a scale file's dotted keys as `-S KEY=VALUE` arguments for `dvc exp run` (shell-quoted)."""
+    import shlex
 
+    from efficientnext import config
 
-def run_stage(name: str, argv: Sequence[str] | None = None) -> None:
-    """Entry point of stages/<name>.py."""
-    sys.exit(main(["stage", name, *(sys.argv[1:] if argv is None else argv)]))
+    overrides = config.read_yaml(args.file)
+    config.load(args.params, overrides)  # the scale must be valid on top of params.yaml
+    print(" ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides.items()))
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Imported here, not at module level: the data stages' scripts import this module without torch.
+    from efficientnext.models import summary
+    from efficientnext.sweep import study
+
     parser = argparse.ArgumentParser(prog="efficientnext", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    stage = sub.add_parser("stage", help="run one pipeline stage (what dvc.yaml calls)")
-    stage.add_argument("name", choices=sorted(STAGES))
-    stage.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    stage.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a param, e.g. -S model.attention=se (repeatable)")
-    stage.set_defaults(func=_stage_command)
-
     check = sub.add_parser("check-params", help="validate params.yaml and exit")
-    check.add_argument("--params", default="params.yaml")
-    check.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    check.set_defaults(func=lambda args: (load_params(args), print(f"{args.params}: ok"))[-1])
-
-    for target in COMMANDS.values():
-        _resolve(target)(sub)
+    add_params_arguments(check)
+    check.set_defaults(func=_check_params)
+    set_args = sub.add_parser("set-args", help="a scale file (e.g. scales/paper.yaml) as -S arguments for dvc exp run")
+    set_args.add_argument("file", help="YAML of dotted keys and values")
+    set_args.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    set_args.set_defaults(func=_set_args)
+    for module in (summary, study):
+        module.add_command(sub)
     return parser
-
-
-def load_params(args: argparse.Namespace) -> config.Params:
-    overrides = dict(config.parse_override(item) for item in getattr(args, "overrides", []))
-    return config.load(args.params, overrides)
-
-
-def _stage_command(args: argparse.Namespace) -> None:
-    params = load_params(args)
-    _resolve(STAGES[args.name])(params)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (config.ParamsError, UserError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return reported(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -3,20 +3,34 @@
 Every stage validates the whole file before it does anything. A bad key or value
 raises `ParamsError` whose message is one line naming the key path, the bad value
 and what is allowed, e.g.
-``params.yaml: model.attention = 'foo' is not one of se, eca, cbam, none``.
+``params.yaml: model.attention = 'foo' is not one of se, eca, cbam, none``; a value given with
+`-S KEY=VALUE` is named as `-S KEY`, a YAML syntax error carries its line, an unknown key the closest one.
+
+Precedence of the searched keys (the rows of the search space, `efficientnext.sweep.space`): each holds
+either a value, which is what trains, or `sweep`, which takes the sweep's choice from sweep/best.yaml
+(or table 8.4 with `train.choices_from: paper`). So `dvc exp run -S model.attention=se` trains SE on top
+of the selected configuration, and `dvc exp show` shows what trained. `Params.from_sweep` names the
+keys left to the sweep; `with_choices` fills them.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import math
 import os
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from efficientnext import paper
+from efficientnext.sweep import space as search_space
 
 PAPER_CLASSES = ["drawings", "hentai", "neutral", "porn", "sexy"]
+SWEEP_CHOICE = "sweep"  # the value of a searched key that takes the sweep's choice (sweep/best.yaml)
 
 Attention = Literal["se", "eca", "cbam", "none"]
 Norm = Literal["batchnorm", "groupnorm", "groupnorm1", "evonorms0", "rmsnorm2d"]
@@ -32,6 +46,11 @@ Pruner = Literal["median", "halving", "none"]
 
 class ParamsError(ValueError):
     """A params.yaml problem, already phrased as the one line the user sees."""
+
+
+class UserError(Exception):
+    """Any other problem of the user's input or order of work (a missing file, a stage not yet run), phrased
+    as the one line to show."""
 
 
 class Group(BaseModel):
@@ -158,7 +177,7 @@ class ModelParams(Group):
     final_channels: int = Field(1536, ge=8)
     attention: Attention = "eca"
     norm: Norm = "batchnorm"
-    gn_groups: Literal[8, 16] = Field(8, description="groups of groupnorm and evonorms0")
+    gn_groups: Literal[1, 8, 16] = Field(8, description="groups of groupnorm and evonorms0")
     activation: Activation = "gelu"
     conv_bias: bool = False
     drop_connect: float = Field(0.1376, ge=0.0, lt=1.0)
@@ -182,7 +201,8 @@ class ModelParams(Group):
 
 class TransferScheduleParams(Group):
     feature_epochs: int = Field(2, ge=0, description="backbone frozen, Adam")
-    finetune_epochs: int = Field(2, ge=0, description="unfrozen from model.transfer.unfreeze_from, RMSprop at lr/10")
+    finetune_epochs: int = Field(2, ge=0, description=(
+        "unfrozen from model.transfer.unfreeze_from, RMSprop (RMSpropTF) at lr/10; BatchNorm stays in inference mode"))
 
     @model_validator(mode="after")
     def _some_epochs(self) -> "TransferScheduleParams":
@@ -192,9 +212,8 @@ class TransferScheduleParams(Group):
 
 
 class TrainParams(Group):
-    config_from: Literal["best", "params"] = Field(
-        "best", description="best: sweep/best.yaml overrides the searched keys; params: params.yaml alone"
-    )
+    choices_from: Literal["sweep", "paper"] = Field(
+        "sweep", description="where keys set to `sweep` take their value: sweep/best.yaml, or table 8.4")
     image_size: int = Field(64, ge=16, le=1024)
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(8, ge=1)
@@ -202,18 +221,23 @@ class TrainParams(Group):
     lr_head: float = Field(1e-3, gt=0.0, le=10.0)
     lr_backbone: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD and RMSpropTF momentum; onecycle does not cycle it")
     nesterov: bool = True
     scheduler: Scheduler = "onecycle"
     warmup_epochs: int = Field(0, ge=0)
     step_size: int = Field(3, ge=1, description="epochs between decays (step)")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="decay factor (step)")
-    restart_period: int = Field(2, ge=1, description="epochs of the first cycle (cosine_restarts)")
+    restart_period: int = Field(2, ge=1, description=(
+        "epochs of every cosine_restarts cycle (fixed length, after the warm-up, each restarting at the base lr)"))
     plateau_patience: int = Field(1, ge=0)
     loss: Loss = "ce"
-    class_weights: bool = True
-    label_smoothing: float = Field(0.05, ge=0.0, lt=1.0)
-    focal_alpha: float = Field(0.25, gt=0.0, le=1.0)
+    class_weights: bool = Field(True, description="weight each sample by its class's N/(C n_c) (ce, asl, dice); "
+                                "focal uses its α_c instead")
+    label_smoothing: float = Field(0.05, ge=0.0, lt=1.0, description=(
+        "ε: losses train on (1-ε)y + ε/C; class weights use the unsmoothed y"))
+    focal_alpha: float = Field(0.25, ge=0.0, le=1.0, description=(
+        "exponent of focal's class weights α_c ∝ (N/(C n_c))^α, mean 1 over present classes (0 uniform, 1 inverse "
+        "frequency); focal ignores class_weights"))
     focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
     asl_gamma_neg: float = Field(4.0, ge=0.0, le=10.0)
     asl_gamma_pos: float = Field(0.0, ge=0.0, le=10.0)
@@ -232,6 +256,7 @@ class TrainParams(Group):
 
 
 class SweepParams(Group):
+    space: Literal["paper", "extended"] = Field("extended", description="§5.4 exactly, or with the labelled extensions")
     storage: str = Field("sqlite:///sweep/study.db", description="Optuna storage URL or a journal file path (*.log)")
     study_name: str = Field("efficientnext", min_length=1)
     n_trials: int | None = Field(8, ge=1)
@@ -243,7 +268,7 @@ class SweepParams(Group):
     startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
     pruner_startup: int = Field(2, ge=0, description="completed trials before the median pruner may stop one")
     precision: Precision = Field("fp32", description="trial precision; bf16 on a GPU (bf16 autocast is slower on CPU)")
-    start_from_params: bool = Field(True, description="enqueue params.yaml's configuration as trial 0")
+    start_from_paper: bool = Field(True, description="enqueue table 8.4 as trial 0")
     heartbeat: int | None = Field(60, ge=1, description="RDB storages: seconds between a trial's heartbeats; null: off")
     # Rows of the paper's space pinned to one value, e.g. a CPU-sized image_size; recorded in best.yaml.
     fixed: dict[str, Any] = Field(default_factory=lambda: {"image_size": 64, "batch_size": 32})
@@ -251,9 +276,7 @@ class SweepParams(Group):
     @field_validator("fixed")
     @classmethod
     def _fixed_rows(cls, fixed: dict[str, Any]) -> dict[str, Any]:
-        from efficientnext.sweep.space import check_fixed  # the space's rows are the sweep's data
-
-        check_fixed(fixed)
+        search_space.check_fixed(fixed)
         return fixed
 
     @model_validator(mode="after")
@@ -286,39 +309,98 @@ class Params(Group):
     evaluate: EvaluateParams = EvaluateParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
+    # Searched keys params.yaml sets to SWEEP_CHOICE; until `with_choices` fills them they hold table 8.4's value.
+    _from_sweep: frozenset[str] = PrivateAttr(frozenset())
+
+    @property
+    def from_sweep(self) -> frozenset[str]:
+        """The searched keys that take the sweep's choice (params.yaml sets them to `sweep`)."""
+        return self._from_sweep
 
     def dump(self) -> dict[str, Any]:
-        """Plain-YAML form, keyed as in params.yaml."""
-        return self.model_dump(mode="json", by_alias=True)
+        """Plain-YAML form, keyed as in params.yaml (keys left to the sweep dump as `sweep`)."""
+        raw = self.model_dump(mode="json", by_alias=True)
+        for key in self._from_sweep:
+            group, leaf = key.split(".")
+            raw[group][leaf] = SWEEP_CHOICE
+        return raw
+
+    def value(self, key: str) -> Any:
+        """The value of a dotted key, e.g. params.value('model.attention')."""
+        group, leaf = key.split(".")
+        return self.model_dump(mode="json", by_alias=True)[group][leaf]
 
 
-def _describe_error(source: str, err: dict[str, Any]) -> str:
+def _closest_key(loc: tuple[Any, ...]) -> str:
+    """' (did you mean model.attention?)' for a misspelt key, from the fields of its group."""
+    fields: dict[str, Any] = Params.model_fields
+    names = [field.alias or name for name, field in fields.items()]
+    for part in loc[:-1]:
+        field = next((f for n, f in fields.items() if (f.alias or n) == part), None)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        fields = field.annotation.model_fields
+        names = list(fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
+
+
+def _describe_error(prefix: str, err: dict[str, Any]) -> str:
+    """One line for a pydantic error: `prefix` is 'params.yaml: ' or '-S ' (the value came from -S)."""
     path = ".".join(str(p) for p in err["loc"]) or "<root>"
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f"{source}: unknown key {path}"
+        return f"{prefix}unknown key {path}{_closest_key(err['loc'])}"
+    if value == SWEEP_CHOICE:
+        return (f"{prefix}{path} = {SWEEP_CHOICE!r} but only searched keys take the sweep's choice "
+                f"({', '.join(search_space.SEARCHED_KEYS)})")
     if kind == "literal_error":
         allowed = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-        return f"{source}: {path} = {value!r} is not one of {allowed}"
+        return f"{prefix}{path} = {value!r} is not one of {allowed}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}",
                  "less_than_equal": "<= {le}"}[kind].format(**ctx)
-        return f"{source}: {path} = {value!r} is out of range, allowed {bound}"
+        return f"{prefix}{path} = {value!r} is out of range, allowed {bound}"
     if kind == "value_error":
-        return f"{source}: {path}: {err['msg'].removeprefix('Value error, ')}"
-    return f"{source}: {path} = {value!r}: {err['msg']}"
+        return f"{prefix}{path}: {err['msg'].removeprefix('Value error, ')}"
+    return f"{prefix}{path} = {value!r}: {err['msg']}"
 
 
-def validate(raw: dict[str, Any], source: str = "params.yaml") -> Params:
-    """Validate a params mapping; raise ParamsError with one line for the first problem."""
+def _take_sweep_markers(raw: dict[str, Any]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Replace each searched key set to SWEEP_CHOICE by table 8.4's value (a valid placeholder); return
+    the keys replaced."""
+    raw = copy.deepcopy(raw)
+    placeholders = paper.selected_configuration()
+    marked = set()
+    for key in search_space.SEARCHED_KEYS:
+        group, leaf = key.split(".")
+        section = raw.get(group)
+        if isinstance(section, dict) and section.get(leaf) == SWEEP_CHOICE:
+            section[leaf] = placeholders[key]
+            marked.add(key)
+    return raw, frozenset(marked)
+
+
+def validate(raw: dict[str, Any], source: str = "params.yaml", overrides: Iterable[str] = ()) -> Params:
+    """Validate a params mapping; raise ParamsError with one line for the first problem.
+
+    `overrides` names the dotted keys whose value came from `-S KEY=VALUE`: an error in one of them
+    reads `-S model.attention = 'foo' is not one of ...` instead of naming `source`.
+    """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of stage groups, got {type(raw).__name__}")
+    raw, from_sweep = _take_sweep_markers(raw)
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_describe_error(source, exc.errors()[0])) from None
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in err["loc"])
+        from_s = any(path == key or path.startswith(key + ".") for key in overrides)
+        raise ParamsError(_describe_error("-S " if from_s else f"{source}: ", err)) from None
+    params._from_sweep = from_sweep
+    return params
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -351,21 +433,34 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamsError(f"{path}:{where}: not valid YAML ({problem})") from None
     return raw
 
 
 def load(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
-    """Read, override and validate params.yaml."""
+    """Read, override (`-S KEY=VALUE`) and validate params.yaml; an error names the -S it came from."""
     raw = read_yaml(path)
+    overrides = overrides or {}
     if overrides:
-        raw = apply_overrides(raw, overrides)
-    return validate(raw, source=str(Path(path).name))
+        raw = apply_overrides(raw, overrides, source="-S")
+    return validate(raw, source=str(Path(path).name), overrides=overrides)
 
 
 def with_overrides(params: Params, overrides: dict[str, Any], source: str = "override") -> Params:
-    """A new, re-validated Params with dotted-key overrides applied (sweep trials, best.yaml, ablations)."""
+    """A new, re-validated Params with dotted-key overrides applied (sweep trials, ablations)."""
     return validate(apply_overrides(params.dump(), overrides, source), source=source)
+
+
+def with_choices(params: Params, choices: dict[str, Any], source: str) -> Params:
+    """Fill the keys left to the sweep (`params.from_sweep`) from `choices` (best.yaml's record or table 8.4);
+    every key params.yaml sets itself keeps its value."""
+    missing = sorted(params.from_sweep - set(choices))
+    if missing:
+        raise ParamsError(f"{source}: no value for {', '.join(missing)}")
+    return with_overrides(params, {key: choices[key] for key in sorted(params.from_sweep)}, source)
 
 
 def field_choices(model: type[BaseModel], name: str) -> tuple[Any, ...]:

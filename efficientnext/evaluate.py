@@ -1,6 +1,7 @@
 """Evaluation (§7): the metrics of metrics/test.json, computed with scikit-learn, and the evaluate stage.
 
-The stage loads models/best.pt, predicts the validation and test splits, and writes
+The stage loads a run directory's models/best.pt (`RunPaths`: the repository root for DVC, `--out
+results/x` elsewhere), predicts the validation and test splits, and writes into the same run directory
 metrics/test.json (test metrics plus a `validation` block with the same keys), predictions/test.csv
 (path, label, predicted, one probability column per class) and the DVC plot data:
 plots/confusion.csv (actual, predicted), plots/roc/<class>.csv (fpr, tpr; one-vs-rest) and
@@ -17,20 +18,17 @@ import pandas as pd
 from sklearn.metrics import (brier_score_loss, confusion_matrix, log_loss, precision_recall_fscore_support,
                              roc_curve)
 
-from efficientnext import io
-from efficientnext.cli import UserError
+from efficientnext import artifacts
+from efficientnext.config import UserError
 from efficientnext.config import ModelParams, Params
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import create_model
 from efficientnext.train import checkpoint
-from efficientnext.train.engine import BEST, predict
-from efficientnext.train.runtime import Runtime, make_loader
+from efficientnext.paths import PREPARED, RunPaths, split_csv
+from efficientnext.train.engine import predict
 from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
-
-MODEL_PATH = Path("models") / BEST
-PREPARED, SPLITS = Path("data/prepared"), Path("data/splits")
-METRICS_PATH, PREDICTIONS_PATH, PLOTS = Path("metrics/test.json"), Path("predictions/test.csv"), Path("plots")
+from efficientnext.train.runtime import Runtime, make_loader
 
 
 def reliability_curve(probs: np.ndarray, y_true: np.ndarray, bins: int) -> pd.DataFrame:
@@ -104,7 +102,7 @@ def load_model(path: Path, device: Any) -> tuple[Any, dict[str, Any]]:
 def _predict_split(params: Params, runtime: Runtime, model: Any, record: dict[str, Any],
                    split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rows, labels and class probabilities of one split, with the checkpoint's size and normalisation."""
-    rows = read_rows(SPLITS / f"{split}.csv")
+    rows = read_rows(split_csv(split))
     augment = params.augment.model_copy(update={"mean": tuple(record["normalisation"]["mean"]),
                                                 "std": tuple(record["normalisation"]["std"])})
     dataset = PreparedImages(PREPARED, rows, record["classes"],
@@ -115,13 +113,13 @@ def _predict_split(params: Params, runtime: Runtime, model: Any, record: dict[st
     return rows, labels, softmax(logits)
 
 
-def run(params: Params) -> None:
+def run(params: Params, out: RunPaths = RunPaths()) -> None:
     """The evaluate stage."""
     runtime = Runtime.create(params.train)
-    model, record = load_model(MODEL_PATH, runtime.device)
+    model, record = load_model(out.best, runtime.device)
     classes = record["classes"]
     if list(classes) != list(params.data.classes):
-        raise UserError(f"{MODEL_PATH} was trained on classes {classes}, params.yaml has {params.data.classes}; "
+        raise UserError(f"{out.best} was trained on classes {classes}, params.yaml has {params.data.classes}; "
                         "retrain (`dvc repro train`)")
     bins = params.evaluate.ece_bins
     _, val_labels, val_probs = _predict_split(params, runtime, model, record, "val")
@@ -129,15 +127,16 @@ def run(params: Params) -> None:
     metrics = classification_metrics(labels, probs, classes, bins)
     metrics["validation"] = classification_metrics(val_labels, val_probs, classes, bins)
 
-    io.write_json(METRICS_PATH, metrics)
-    io.write_csv(PREDICTIONS_PATH, predictions_table(rows, probs, classes))
+    artifacts.write_json(out.test_metrics, metrics)
+    artifacts.write_csv(out.predictions, predictions_table(rows, probs, classes))
     names = np.asarray(classes)
-    io.write_csv(PLOTS / "confusion.csv", pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(1)]}))
-    io.write_csv(PLOTS / "reliability.csv", reliability_curve(probs, labels, bins))
-    for old in (PLOTS / "roc").glob("*.csv"):
+    artifacts.write_csv(out.plots / "confusion.csv",
+                        pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(1)]}))
+    artifacts.write_csv(out.plots / "reliability.csv", reliability_curve(probs, labels, bins))
+    for old in (out.plots / "roc").glob("*.csv"):
         old.unlink()
     for name, curve in roc_curves(labels, probs, classes).items():
-        io.write_csv(PLOTS / "roc" / f"{name}.csv", curve)
+        artifacts.write_csv(out.plots / "roc" / f"{name}.csv", curve)
     print(f"test: accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
           f"ROC-AUC {metrics['roc_auc_ovr'] or float('nan'):.3f}  ECE {metrics['ece']:.3f}  "
-          f"(validation macro-F1 {metrics['validation']['macro_f1']:.3f}) -> {METRICS_PATH}", flush=True)
+          f"(validation macro-F1 {metrics['validation']['macro_f1']:.3f}) -> {out.test_metrics}", flush=True)

@@ -1,6 +1,7 @@
-"""DVC stage `evaluate`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `evaluate`: `efficientnext.evaluate.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.evaluate import run
 
 if __name__ == "__main__":
-    run_stage("evaluate")
+    stage_main(run)

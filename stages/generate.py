@@ -1,6 +1,7 @@
-"""DVC stage `generate`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `generate`: `efficientnext.data.generate.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.data.generate import run
 
 if __name__ == "__main__":
-    run_stage("generate")
+    stage_main(run)

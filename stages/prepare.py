@@ -1,6 +1,7 @@
-"""DVC stage `prepare`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `prepare`: `efficientnext.data.prepare.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.data.prepare import run
 
 if __name__ == "__main__":
-    run_stage("prepare")
+    stage_main(run)

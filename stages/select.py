@@ -1,6 +1,7 @@
-"""DVC stage `select`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `select`: `efficientnext.sweep.select.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.sweep.select import run
 
 if __name__ == "__main__":
-    run_stage("select")
+    stage_main(run)

@@ -1,6 +1,7 @@
-"""DVC stage `split`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `split`: `efficientnext.data.split.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.data.split import run
 
 if __name__ == "__main__":
-    run_stage("split")
+    stage_main(run)

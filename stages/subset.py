@@ -1,6 +1,7 @@
-"""DVC stage `subset`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `subset`: `efficientnext.data.subset.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.data.subset import run
 
 if __name__ == "__main__":
-    run_stage("subset")
+    stage_main(run)

@@ -1,6 +1,7 @@
-"""DVC stage `sweep`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `sweep`: `efficientnext.sweep.study.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.sweep.study import run
 
 if __name__ == "__main__":
-    run_stage("sweep")
+    stage_main(run)

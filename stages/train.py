@@ -1,6 +1,7 @@
-"""DVC stage `train`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `train`: `efficientnext.train.run.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.train.run import run
 
 if __name__ == "__main__":
-    run_stage("train")
+    stage_main(run)

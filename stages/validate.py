@@ -1,6 +1,7 @@
-"""DVC stage `validate`: thin entry point; the logic is in the efficientnext library."""
+"""DVC stage `validate`: `efficientnext.data.validate.run` on params.yaml (`-S KEY=VALUE` overrides it)."""
 
-from efficientnext.cli import run_stage
+from efficientnext.stage import stage_main
+from efficientnext.data.validate import run
 
 if __name__ == "__main__":
-    run_stage("validate")
+    stage_main(run)

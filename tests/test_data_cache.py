@@ -12,8 +12,8 @@ from torchvision.transforms import v2
 
 from conftest import ROOT, TINY_PROFILE
 from efficientnext import config
-from efficientnext.cli import UserError
-from efficientnext.data import cache, datasets, layout, synthetic, transforms, validate
+from efficientnext.config import UserError
+from efficientnext.data import datasets, generate, layout, prepare, transforms, validate
 
 
 @pytest.fixture(scope="module")
@@ -22,25 +22,25 @@ def prepared(tmp_path_factory):
     params = config.load(ROOT / "params.yaml", {**TINY_PROFILE, "data.synthetic.total": 50})
     base = tmp_path_factory.mktemp("cache")
     root = base / "raw"
-    synthetic.generate(params, root)
+    generate.generate(params, root)
     manifest = validate.build_manifest(layout.discover(root, params.data.classes), root, params.validate_)
     rows = manifest[manifest["status"] != "quarantined"].reset_index(drop=True)
-    index = cache.build_cache(rows, root, base / "prepared", params.prepare, params.validate_.max_pixels)
+    index = prepare.build_cache(rows, root, base / "prepared", params.prepare, params.validate_.max_pixels)
     return params, root, base / "prepared", rows, index
 
 
 def test_cache_round_trip_equals_direct_decode_and_resize(prepared):
     params, root, out, rows, index = prepared
-    assert sorted(p.name for p in out.iterdir()) == [cache.INDEX, cache.PIXELS]
+    assert sorted(p.name for p in out.iterdir()) == [prepare.INDEX, prepare.PIXELS]
     assert "fixed" in set(rows["status"])  # CMYK, palette, 16-bit and EXIF-rotated files are in the cache too
     dataset = datasets.PreparedImages(out, rows, params.data.classes)
     for i, path in enumerate(rows["path"]):
-        direct = cache.decode_resized(root / path, params.prepare.short_side, params.validate_.max_pixels)
+        direct = prepare.decode_resized(root / path, params.prepare.short_side, params.validate_.max_pixels)
         cached, label = dataset[i]
         assert min(direct.shape[:2]) == params.prepare.short_side
         assert cached.dtype == torch.uint8 and np.array_equal(cached.permute(1, 2, 0).numpy(), direct), path
         assert label == params.data.classes.index(rows["label"][i])
-    assert (out / cache.PIXELS).stat().st_size == int((3 * index["height"] * index["width"]).sum())
+    assert (out / prepare.PIXELS).stat().st_size == int((3 * index["height"] * index["width"]).sum())
 
 
 def test_dataset_follows_the_rows_order_and_reports_targets(prepared):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from pathlib import Path
@@ -11,7 +10,6 @@ import pytest
 import yaml
 
 from conftest import ROOT, dvc, write_params
-from efficientnext import cli
 
 DATA_STAGES = ["generate", "validate", "split", "prepare", "subset"]
 
@@ -37,25 +35,3 @@ def test_data_stages_rerun_only_what_a_change_touches(tiny_repo):
 
     write_params(tiny_repo, {"split.seed": 7})
     assert ran(dvc(tiny_repo, "repro", "prepare", "subset")) == ["split", "prepare", "subset"]
-
-
-def data_modules(path: Path) -> set[str]:
-    """`path` and the efficientnext/data modules it imports, transitively."""
-    found = {path.relative_to(ROOT).as_posix()}
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("efficientnext.data"):
-            names = ([f"{node.module}.{a.name}" for a in node.names] if node.module == "efficientnext.data"
-                     else [node.module])
-            for name in names:
-                found |= data_modules(ROOT / (name.replace(".", "/") + ".py"))
-    return found
-
-
-def test_data_stages_declare_exactly_the_code_they_import():
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    for name in DATA_STAGES:
-        module = cli.STAGES[name].split(":")[0]
-        declared = {dep for dep in stages[name]["deps"] if dep.startswith("efficientnext/")}
-        assert declared == data_modules(ROOT / (module.replace(".", "/") + ".py")), name
-        assert f"stages/{name}.py" in stages[name]["deps"]
-    assert "${data.root}" in stages["validate"]["deps"] and "${data.root}" in stages["prepare"]["deps"]

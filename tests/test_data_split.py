@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from efficientnext import config
-from efficientnext.cli import UserError
+from efficientnext.config import UserError
 from efficientnext.data import split
 
 CLASSES = ["drawings", "hentai", "neutral", "porn", "sexy"]
@@ -51,7 +51,7 @@ def test_split_is_deterministic_by_seed():
     first = split.split_manifest(manifest(), CLASSES, config.SplitParams())
     again = split.split_manifest(manifest(), CLASSES, config.SplitParams())
     other = split.split_manifest(manifest(), CLASSES, config.SplitParams(seed=1))
-    assert all(first[s]["path"].tolist() == again[s]["path"].tolist() for s in split.SPLITS)
+    assert all(first[s]["path"].tolist() == again[s]["path"].tolist() for s in split.SPLIT_NAMES)
     assert first["train"]["path"].tolist() != other["train"]["path"].tolist()
 
 

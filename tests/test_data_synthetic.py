@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import ROOT, TINY_PROFILE
 from efficientnext import config
-from efficientnext.data import synthetic
+from efficientnext.data import generate
 
 
 def tiny(**overrides) -> config.Params:
@@ -25,27 +25,27 @@ def stems(tree: dict[str, bytes]) -> set[str]:
 
 
 def test_class_counts_follow_the_scraper_lists():
-    assert synthetic.class_counts(config.PAPER_CLASSES, 2500) == {
+    assert generate.class_counts(config.PAPER_CLASSES, 2500) == {
         "drawings": 299, "hentai": 88, "neutral": 706, "porn": 1100, "sexy": 307}
     # the smallest class never drops below the floor that puts it in every split
-    assert synthetic.class_counts(config.PAPER_CLASSES, 50)["hentai"] == synthetic.MIN_PER_CLASS
+    assert generate.class_counts(config.PAPER_CLASSES, 50)["hentai"] == generate.MIN_PER_CLASS
 
 
 def test_same_params_give_the_same_bytes_whatever_the_workers(tmp_path):
-    synthetic.generate(tiny(**{"data.synthetic.workers": 1}), tmp_path / "a")
-    synthetic.generate(tiny(**{"data.synthetic.workers": 2}), tmp_path / "b")
+    generate.generate(tiny(**{"data.synthetic.workers": 1}), tmp_path / "a")
+    generate.generate(tiny(**{"data.synthetic.workers": 2}), tmp_path / "b")
     first, second = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
     assert first == second
-    assert len(first) == 50 + 3 + len(synthetic.BROKEN_KINDS)  # hentai's 2 raised to the floor of 5
+    assert len(first) == 50 + 3 + len(generate.BROKEN_KINDS)  # hentai's 2 raised to the floor of 5
 
-    synthetic.generate(tiny(**{"data.seed": 7}), tmp_path / "c")
+    generate.generate(tiny(**{"data.seed": 7}), tmp_path / "c")
     other = tree_bytes(tmp_path / "c")
     assert stems(other) == stems(first) and other != first  # formats are drawn too, so compare stems
 
 
 def test_regular_images_have_the_configured_sizes_formats_and_layout(tmp_path):
     params = tiny(**{"data.synthetic.broken_files": False})
-    synthetic.generate(params, tmp_path)
+    generate.generate(params, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == params.data.classes
     formats = set()
     for path in tmp_path.rglob("*.*"):
@@ -58,17 +58,17 @@ def test_regular_images_have_the_configured_sizes_formats_and_layout(tmp_path):
 
 
 def test_broken_files_go_round_the_classes_numbered_on():
-    plan = synthetic.broken_file_plan(tiny())
-    assert list(plan.values()) == list(synthetic.BROKEN_KINDS)
+    plan = generate.broken_file_plan(tiny())
+    assert list(plan.values()) == list(generate.BROKEN_KINDS)
     assert list(plan)[:6] == ["drawings/drawings_00006.jpg", "hentai/hentai_00005.jpg", "neutral/neutral_00014.jpg",
                               "porn/porn_00022.png", "sexy/sexy_00006.jpg", "drawings/drawings_00007.png"]
-    assert synthetic.broken_file_plan(tiny(**{"data.synthetic.broken_files": False})) == {}
+    assert generate.broken_file_plan(tiny(**{"data.synthetic.broken_files": False})) == {}
 
 
 def test_folder_source_writes_only_the_source_note(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data/raw/old").mkdir(parents=True)  # a previous synthetic run is replaced
-    synthetic.run(tiny(**{"data.source": "folder", "data.root": "/mnt/photos"}))
+    generate.run(tiny(**{"data.source": "folder", "data.root": "/mnt/photos"}))
     assert [p.name for p in (tmp_path / "data/raw").iterdir()] == ["SOURCE.txt"]
     assert "data.root = /mnt/photos" in (tmp_path / "data/raw/SOURCE.txt").read_text()
 

@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import ROOT, TINY_PROFILE
 from efficientnext import config
-from efficientnext.cli import UserError
-from efficientnext.data import images, layout, synthetic, validate
+from efficientnext.config import UserError
+from efficientnext.data import generate, images, layout, validate
 from efficientnext.data.tables import read_rows
 
 EXPECTED = {  # injected kind -> (status, reason)
@@ -42,7 +42,7 @@ def generated(tmp_path_factory):
     params = config.load(ROOT / "params.yaml", {**TINY_PROFILE, "data.synthetic.total": 50,
                                                 "data.synthetic.duplicate_fraction": 0.1})
     root = tmp_path_factory.mktemp("validate") / "raw"
-    synthetic.generate(params, root)
+    generate.generate(params, root)
     before = snapshot(root)
     manifest = validate.build_manifest(layout.discover(root, params.data.classes), root, params.validate_)
     return params, root, manifest, before, snapshot(root)
@@ -51,7 +51,7 @@ def generated(tmp_path_factory):
 def test_every_injected_file_gets_its_status_and_nothing_else_is_touched(generated):
     params, _, manifest, _, _ = generated
     outcome = {row.path: (row.status, row.reason) for row in manifest.itertuples()}
-    plan = synthetic.broken_file_plan(params)
+    plan = generate.broken_file_plan(params)
     assert {path: outcome.pop(path) for path in plan} == {path: EXPECTED[kind] for path, kind in plan.items()}
     assert set(outcome.values()) == {("ok", "")}
 
@@ -77,7 +77,7 @@ def test_validation_leaves_the_source_byte_identical(generated):
 def test_planned_duplicates_share_a_group(generated):
     params, _, manifest, _, _ = generated
     usable = manifest[manifest["status"] != "quarantined"].set_index("path")
-    scenes = pd.Series({job.relpath: job.content_seed for job in synthetic.plan_images(params)})
+    scenes = pd.Series({job.relpath: job.content_seed for job in generate.plan_images(params)})
     duplicated = scenes[scenes.duplicated(keep=False)]
     assert len(duplicated) == 10  # 4 exact copies, 1 near duplicate, and their originals
     assert (usable.loc[duplicated.index, "group"].groupby(duplicated).nunique() == 1).all()
@@ -98,17 +98,17 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 def photo(seed: int, size=(120, 90)) -> Image.Image:
-    job = synthetic.Job("x", "photo", 0.3, seed, seed, *size, "JPEG", 90)
-    return synthetic.render(job)
+    job = generate.Job("x", "photo", 0.3, seed, seed, *size, "JPEG", 90)
+    return generate.render(job)
 
 
 def test_near_duplicates_group_by_perceptual_hash(tmp_path):
     scene = photo(1)
     root = make_tree(tmp_path, {
-        "a/original.jpg": synthetic.encode(scene, "JPEG", 90),
-        "a/copy.jpg": synthetic.encode(scene, "JPEG", 90),
-        "b/smaller.png": synthetic.encode(scene.resize((100, 75)), "PNG"),  # another class: still one group
-        "b/other.jpg": synthetic.encode(photo(2), "JPEG", 90),
+        "a/original.jpg": generate.encode(scene, "JPEG", 90),
+        "a/copy.jpg": generate.encode(scene, "JPEG", 90),
+        "b/smaller.png": generate.encode(scene.resize((100, 75)), "PNG"),  # another class: still one group
+        "b/other.jpg": generate.encode(photo(2), "JPEG", 90),
     })
     params = config.ValidateParams(workers=1)
     manifest = validate.build_manifest(layout.discover(root, ["a", "b"]), root, params).set_index("path")
@@ -140,7 +140,7 @@ def test_load_rgb_converts_what_validate_calls_fixed(tmp_path):
     assert np.asarray(images.load_rgb(tmp_path / "clear.png", 10**6)).tolist() == [[[255, 255, 255]] * 4] * 4
 
     base = photo(3)
-    (tmp_path / "exif.jpg").write_bytes(synthetic.broken_file_bytes("exif_rotated_jpeg", base, 10**6))
+    (tmp_path / "exif.jpg").write_bytes(generate.broken_file_bytes("exif_rotated_jpeg", base, 10**6))
     upright = images.load_rgb(tmp_path / "exif.jpg", 10**6)
     assert upright.size == base.size and np.abs(np.asarray(upright, float) - np.asarray(base, float)).mean() < 4
 
@@ -149,7 +149,7 @@ def test_load_rgb_converts_what_validate_calls_fixed(tmp_path):
 
 
 def test_scraper_layout_marks_the_test_folder_and_reports_strays(tmp_path, monkeypatch):
-    jpeg = synthetic.encode(photo(4), "JPEG", 90)
+    jpeg = generate.encode(photo(4), "JPEG", 90)
     make_tree(tmp_path / "data", {
         "Train/Cats/1.jpg": jpeg, "Train/dogs/sub/2.jpg": jpeg, "Train/birds/3.jpg": jpeg,
         "test/cats/4.jpg": jpeg, "test/DOGS/5.jpg": jpeg, "README.md": b"scraped", "raw_data/x.txt": b"urls",
@@ -162,7 +162,7 @@ def test_scraper_layout_marks_the_test_folder_and_reports_strays(tmp_path, monke
     assert manifest[["path", "label", "preset_split"]].values.tolist() == [
         ["Train/Cats/1.jpg", "cats", ""], ["Train/dogs/sub/2.jpg", "dogs", ""],
         ["test/cats/4.jpg", "cats", "test"], ["test/DOGS/5.jpg", "dogs", "test"]]
-    summary = json.loads(validate.METRICS.read_text())
+    summary = json.loads(validate.VALIDATE_METRICS.read_text())
     assert summary["layout"] == "scraper"
     assert summary["stray"] == {"folders": ["raw_data", "Train/birds"], "files": ["README.md"]}
     assert summary["per_class"] == {"cats": {"ok": 2, "fixed": 0, "quarantined": 0},
@@ -170,7 +170,7 @@ def test_scraper_layout_marks_the_test_folder_and_reports_strays(tmp_path, monke
 
 
 def test_class_folders_layout_reports_stray_folders_and_files(tmp_path):
-    jpeg = synthetic.encode(photo(5), "JPEG", 90)
+    jpeg = generate.encode(photo(5), "JPEG", 90)
     root = make_tree(tmp_path, {"Porn/a.jpg": jpeg, "sexy/b.jpg": jpeg, "misc/c.jpg": jpeg, "notes.txt": b"x"})
     found = layout.discover(root, ["porn", "sexy"])
     assert (found.kind, [f.path for f in found.files], [f.label for f in found.files]) == (
@@ -206,7 +206,7 @@ def test_unusable_roots_are_one_line_errors(tmp_path, files, message):
 
 
 def test_inspect_bytes_reads_the_header_of_an_oversized_image():
-    record = validate.inspect_bytes(synthetic._too_many_pixels_png(10_000), 10_000)
+    record = validate.inspect_bytes(generate._too_many_pixels_png(10_000), 10_000)
     assert (record["status"], record["reason"], record["width"] * record["height"] > 10_000) == (
         "quarantined", "too_many_pixels", True)
     buf = io.BytesIO()

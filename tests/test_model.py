@@ -161,10 +161,15 @@ def test_eval_is_deterministic_and_ignores_dropout():
     assert torch.equal(first, reference)
 
 
-def test_gn_groups_that_do_not_divide_a_stage_raise_one_clear_error():
+def test_grouped_norms_round_stage_channels_to_their_group_count():
     stages = [(1, 16, 2, 4, 3), (1, 24, 2, 4, 3), (1, 32, 2, 4, 3), (1, 48, 2, 4, 3), (1, 64, 1, 4, 3)]
-    with pytest.raises(ValueError, match=r"^model.gn_groups = 16 does not divide the 24 channels of a groupnorm"):
-        EfficientNext(ModelParams(stages=stages, norm="groupnorm", gn_groups=16), num_classes=5)
+    grouped = EfficientNext(ModelParams(stages=stages, norm="groupnorm", gn_groups=16), num_classes=5)
+    assert [stage[-1].conv_pwl.out_channels for stage in grouped.blocks] == [16, 32, 32, 48, 64]  # 24 -> 32
+    plain = EfficientNext(ModelParams(stages=stages, norm="batchnorm"), num_classes=5)
+    assert [stage[-1].conv_pwl.out_channels for stage in plain.blocks] == [16, 24, 32, 48, 64]
+
+
+def test_a_final_width_the_groups_do_not_divide_is_one_clear_error():
     with pytest.raises(ValueError, match=r"^model.gn_groups = 16 does not divide the 1000 channels of a evonorms0"):
         EfficientNext(ModelParams(**{**SMALL, "final_channels": 1000}, norm="evonorms0", gn_groups=16), num_classes=5)
 

@@ -11,9 +11,10 @@ from skimage import data
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 
-from efficientnext.config import ModelParams, TransferParams
+from efficientnext.config import ModelParams, TrainParams, TransferParams
 from efficientnext.models import create_model
 from efficientnext.models.baselines import LITE0_BACKBONE, TransferModel, freeze_backbone, lite0_to_timm, unfreeze_from
+from efficientnext.train.phases import enter_phase, plan_phases
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +72,30 @@ def test_unfreeze_from_trains_exactly_the_later_blocks_and_head(lite0):
                 if name.startswith(("blocks.5.", "blocks.6.", "conv_head.", "bn2.", "classifier."))}
     trainable = {name for name, p in lite0.named_parameters() if p.requires_grad}
     assert trainable == expected
-    assert all(m.training == name.startswith(("backbone.blocks.5.", "backbone.blocks.6.", "backbone.bn2"))
-               for name, m in lite0.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
     with pytest.raises(ValueError, match="unfreeze_from = 8 is out of range for 7 backbone blocks"):
         unfreeze_from(lite0, 8)
     freeze_backbone(lite0)
     assert {name for name, p in lite0.named_parameters() if p.requires_grad} == {
         "backbone.classifier.weight", "backbone.classifier.bias"}
+
+
+def test_finetune_keeps_every_backbone_batchnorm_in_inference_mode():
+    # As the tutorial's base_model(x, training=False): unfrozen BatchNorms learn γ, β but keep the
+    # pretrained running statistics.
+    params = ModelParams(arch="transfer")
+    model = create_model(params, num_classes=5)
+    finetune = plan_phases(params, TrainParams())[-1]
+    assert finetune.name == "finetune"
+    enter_phase(model, finetune, params)
+    model.train()
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    assert norms and not any(m.training for m in norms.values())
+    assert norms["backbone.bn2"].weight.requires_grad and not norms["backbone.bn1"].weight.requires_grad
+    assert model.training and model.get_classifier().training
+    before = {name: (m.running_mean.clone(), m.running_var.clone()) for name, m in norms.items()}
+    model(torch.randn(4, 3, 64, 64)).sum().backward()
+    assert all(torch.equal(m.running_mean, before[name][0]) and torch.equal(m.running_var, before[name][1])
+               for name, m in norms.items())
 
 
 def test_transfer_takes_a_local_weights_file_for_another_backbone(tmp_path):

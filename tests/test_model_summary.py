@@ -43,8 +43,9 @@ def test_summary_command_presets_and_overrides(capsys):
 
 
 def test_summary_command_reports_a_misfit_in_one_line(capsys):
-    code = cli.main(["summary", "--params", PARAMS, "model.norm=groupnorm", "model.gn_groups=16"])
+    code = cli.main(["summary", "--params", PARAMS, "model.norm=groupnorm", "model.gn_groups=16",
+                     "model.final_channels=1000"])
     assert code == 2
-    assert capsys.readouterr().err == ("error: model.gn_groups = 16 does not divide the 24 channels of a groupnorm "
+    assert capsys.readouterr().err == ("error: model.gn_groups = 16 does not divide the 1000 channels of a groupnorm "
                                        "layer; every channel count (stem, stages at this width, their expansion, "
                                        "final_channels) must be a multiple of gn_groups\n")

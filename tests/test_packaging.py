@@ -55,5 +55,5 @@ def test_readme_starts_with_the_two_commands():
 def test_console_script_help():
     out = subprocess.run([str(Path(sys.executable).parent / "efficientnext"), "--help"],
                          capture_output=True, text=True, check=True).stdout
-    for command in ("stage", "check-params", "summary", "sweep"):
+    for command in ("check-params", "summary", "sweep"):
         assert command in out

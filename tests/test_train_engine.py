@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from efficientnext import config
-from efficientnext.cli import UserError
+from efficientnext.config import UserError
 from efficientnext.train import checkpoint, distributed
 from efficientnext.train.engine import BEST, LAST, NonFiniteLossError, fit
 from efficientnext.train.phases import plan_phases
@@ -82,8 +82,8 @@ def subprocess_env() -> dict[str, str]:
 
 def tiny_params(**overrides) -> config.Params:
     base = {"train.epochs": 3, "train.batch_size": 16, "train.workers": 0, "train.mixup_alpha": 0.2,
-            "train.scheduler": "cosine", "train.warmup_epochs": 1, "train.device": "cpu", "train.config_from": "params",
-            "train.lr_head": 3e-3}  # the tiny net learns the blobs in 3 epochs at this rate
+            "train.scheduler": "cosine", "train.warmup_epochs": 1, "train.device": "cpu", "train.optimizer": "adamw",
+            "train.lr_head": 3e-3, "train.lr_backbone": 1e-3}  # the tiny net learns the blobs in 3 epochs at this rate
     return config.load(ROOT / "params.yaml", {**base, **overrides})
 
 

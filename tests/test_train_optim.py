@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from timm.optim import RMSpropTF
 from torch import nn
 
 from efficientnext import config
@@ -44,28 +47,38 @@ def test_frozen_parameters_are_left_out():
 
 
 @pytest.mark.parametrize("name,kind", [("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam),
-                                       ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)])
+                                       ("sgd", torch.optim.SGD), ("rmsprop", RMSpropTF)])
 def test_build_optimizer(name, kind):
     optimizer = build_optimizer(Net(), train_params(optimizer=name, lr_head=0.02, lr_backbone=0.01), lr_scale=0.1)
     assert isinstance(optimizer, kind)
     assert sorted({g["lr"] for g in optimizer.param_groups}) == pytest.approx([0.001, 0.002])
     if name == "sgd":
         assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
+    if name == "rmsprop":  # TF-style RMSProp as EfficientNet was trained: decay 0.9, ε 1e-3 inside the sqrt
+        assert all((g["alpha"], g["eps"], g["momentum"], g["centered"], g["decoupled_decay"]) ==
+                   (0.9, 1e-3, 0.9, False, False) for g in optimizer.param_groups)
+
+
+def run_schedule(epochs: int, steps: int, val_f1: list[float] | None = None, optimizer: str = "sgd",
+                 **overrides) -> list[dict]:
+    """The head's parameter group before every batch of `epochs` × `steps` (copies)."""
+    train = train_params(optimizer=optimizer, lr_head=1.0, lr_backbone=0.5, **overrides)
+    optim = build_optimizer(Net(), train)
+    schedule = LRSchedule(optim, train, epochs, steps)
+    groups = []
+    for epoch in range(epochs):
+        for _ in range(steps):
+            groups.append({k: v for k, v in optim.param_groups[0].items() if k != "params"})
+            optim.step()
+            schedule.after_batch()
+        schedule.after_epoch(val_f1[epoch] if val_f1 else 0.0)
+    assert all(g["name"] == "head" for g in groups)
+    return groups
 
 
 def lr_trace(epochs: int, steps: int, val_f1: list[float] | None = None, **overrides) -> list[float]:
     """The head's learning rate before every batch of `epochs` × `steps`."""
-    net = Net()
-    optimizer = build_optimizer(net, train_params(optimizer="sgd", lr_head=1.0, lr_backbone=0.5, **overrides))
-    schedule = LRSchedule(optimizer, train_params(**overrides), epochs, steps)
-    trace = []
-    for epoch in range(epochs):
-        for _ in range(steps):
-            trace.append(next(g["lr"] for g in optimizer.param_groups if g["name"] == "head"))
-            optimizer.step()
-            schedule.after_batch()
-        schedule.after_epoch(val_f1[epoch] if val_f1 else 0.0)
-    return trace
+    return [g["lr"] for g in run_schedule(epochs, steps, val_f1, **overrides)]
 
 
 def test_onecycle_warms_up_then_anneals():
@@ -81,9 +94,26 @@ def test_cosine_with_warmup():
     assert all(a >= b for a, b in zip(trace[5:], trace[6:])) and trace[-1] < 0.02
 
 
-def test_cosine_restarts_every_period():
-    trace = lr_trace(4, 5, scheduler="cosine_restarts", restart_period=2)
-    assert trace[0] == trace[10] == pytest.approx(1.0) and trace[9] < 0.05
+@pytest.mark.parametrize("optimizer,key,configured", [("sgd", "momentum", 0.8), ("adam", "betas", (0.9, 0.999)),
+                                                      ("adamw", "betas", (0.9, 0.999))])
+def test_onecycle_keeps_the_configured_momentum(optimizer, key, configured):
+    groups = run_schedule(4, 5, optimizer=optimizer, scheduler="onecycle", momentum=0.8)
+    assert len({g["lr"] for g in groups}) > 10  # the learning rate does cycle
+    assert all(g[key] == pytest.approx(configured) for g in groups)
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_cosine_restarts_every_period(warmup):
+    # 7 epochs of 5 steps: after the warm-up, fixed cycles of 2 epochs (10 steps), the last one cut short
+    trace = lr_trace(7, 5, scheduler="cosine_restarts", restart_period=2, warmup_epochs=warmup)
+    starts = range(5 * warmup, 35, 10)
+    assert [trace[s] for s in starts] == pytest.approx([1.0] * len(starts))
+    assert all(trace[s - 1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 9 / 10))) for s in starts[1:])
+    for start in starts:  # each cycle decreases from the base rate
+        cycle = trace[start:start + 10]
+        assert all(a > b for a, b in zip(cycle, cycle[1:]))
+    if warmup:
+        assert trace[0] == pytest.approx(WARMUP_START) and max(trace[:5]) < 1.0
 
 
 def test_step_decays_at_epoch_boundaries():

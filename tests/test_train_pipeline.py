@@ -46,3 +46,53 @@ def test_dvc_repro_evaluate_on_tiny_profile(tiny_repo: Path):
     assert {"dvclive/plots/metrics/val/macro_f1.tsv", "plots/confusion.csv", "plots/reliability.csv"} <= set(plots)
     assert any(name.startswith("plots/roc/") for name in plots)
     assert dvc(tiny_repo, "status").stdout.strip().endswith("up to date.")
+
+
+def logged_params(shown) -> list[dict]:
+    """Every dvclive/params.yaml block in `dvc exp show --json` (baselines and experiments alike)."""
+    if isinstance(shown, list):
+        return [found for item in shown for found in logged_params(item)]
+    if not isinstance(shown, dict):
+        return []
+    here = shown.get("dvclive/params.yaml")
+    found = [here.get("data", here)] if isinstance(here, dict) else []
+    return found + [item for key, value in shown.items() if key != "dvclive/params.yaml"
+                    for item in logged_params(value)]
+
+
+@pytest.mark.slow
+def test_exp_run_override_trains_what_exp_show_shows(tiny_repo: Path):
+    from efficientnext.config import ModelParams
+    from efficientnext.models import create_model
+    from timm.layers import SqueezeExcite
+
+    dvc(tiny_repo, "exp", "run", "-S", "model.attention=se")
+    best = checkpoint.load(tiny_repo / "models/best.pt")
+    assert best["model_config"]["attention"] == "se"
+    model = create_model(ModelParams(**best["model_config"]), len(best["classes"]))
+    assert any(isinstance(module, SqueezeExcite) for module in model.modules())
+    assert model.load_state_dict(best["state_dict"]) is not None  # the weights are an SE model's
+    trained = yaml.safe_load((tiny_repo / "dvclive/params.yaml").read_text())
+    assert trained["model.attention"] == "se" and trained["source"]["model.attention"] == "params"
+    assert trained["source"]["model.kernel_size"] == "sweep"
+    shown = json.loads(dvc(tiny_repo, "exp", "show", "--json").stdout)
+    assert "se" in [block.get("model.attention") for block in logged_params(shown)]
+
+
+@pytest.mark.slow
+def test_a_bad_value_under_make_repro_leaves_every_output_in_place(tiny_repo: Path):
+    from conftest import VENV_BIN, run
+
+    dvc(tiny_repo, "repro", "evaluate")
+    outputs = ["models/best.pt", "models/last.pt", "dvclive/metrics.json", "data/raw", "metrics/test.json"]
+    before = {path: (tiny_repo / path).stat().st_mtime_ns for path in outputs}
+    raw = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    raw["train"]["epochs"] = -3
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = run(["make", "repro", f"VENV={VENV_BIN.parent}"], tiny_repo, check=False)
+    assert result.returncode != 0
+    assert "params.yaml: train.epochs = -3 is out of range, allowed >= 1" in result.stderr
+    # a bare `dvc repro` stops at the check stage, before DVC empties any other stage's outputs
+    bare = dvc(tiny_repo, "repro", check=False)
+    assert bare.returncode != 0 and "train.epochs = -3" in bare.stderr + bare.stdout
+    assert {path: (tiny_repo / path).stat().st_mtime_ns for path in outputs} == before

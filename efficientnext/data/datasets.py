@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from efficientnext.cli import UserError
-from efficientnext.data.cache import INDEX, PIXELS
+from efficientnext.config import UserError
+from efficientnext.data.prepare import INDEX, PIXELS
 from efficientnext.data.tables import read_rows
 
 __all__ = ["PreparedImages", "read_rows"]

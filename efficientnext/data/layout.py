@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from efficientnext.cli import UserError
+from efficientnext.config import UserError
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,14 @@ copy of a test image is trained on.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from efficientnext import config, io as artifacts
-from efficientnext.cli import UserError
+from efficientnext import artifacts, config
+from efficientnext.config import UserError
 from efficientnext.data.tables import read_rows
-
-MANIFEST = Path("data/manifest.csv")
-SPLIT_DIR = Path("data/splits")
-METRICS = Path("metrics/split.json")
-SPLITS = ("train", "val", "test")
+from efficientnext.paths import MANIFEST, SPLIT_METRICS, SPLIT_NAMES, split_csv
 
 
 def _deal(groups: pd.DataFrame, ratios: dict[str, float], rng: np.random.Generator) -> dict[int, str]:
@@ -32,7 +27,7 @@ def _deal(groups: pd.DataFrame, ratios: dict[str, float], rng: np.random.Generat
     filled = dict.fromkeys(ratios, 0)
     assigned = {}
     for group, size in zip(order["group"], order["size"]):
-        split = max(ratios, key=lambda s: target[s] - filled[s])  # ties: the first in SPLITS order
+        split = max(ratios, key=lambda s: target[s] - filled[s])  # ties: the first in SPLIT_NAMES order
         assigned[int(group)] = split
         filled[split] += int(size)
     return assigned
@@ -66,7 +61,7 @@ def split_manifest(manifest: pd.DataFrame, classes: list[str], params: config.Sp
             raise UserError(f"class '{name}' has no usable image ({total} files, all quarantined; "
                             "see metrics/validate.json)")
     split = assign_splits(usable, classes, params)
-    return {s: usable[split == s].sort_values("path") for s in SPLITS}
+    return {s: usable[split == s].sort_values("path") for s in SPLIT_NAMES}
 
 
 def summarize(splits: dict[str, pd.DataFrame], classes: list[str]) -> dict:
@@ -83,7 +78,7 @@ def summarize(splits: dict[str, pd.DataFrame], classes: list[str]) -> dict:
 def run(params: config.Params) -> None:
     splits = split_manifest(read_rows(MANIFEST), params.data.classes, params.split)
     for name, frame in splits.items():
-        artifacts.write_csv(SPLIT_DIR / f"{name}.csv", frame)
+        artifacts.write_csv(split_csv(name), frame)
     summary = summarize(splits, params.data.classes)
-    artifacts.write_json(METRICS, summary)
+    artifacts.write_json(SPLIT_METRICS, summary)
     print(f"split: {summary['totals']}, {summary['duplicate_groups']} duplicate groups kept whole")

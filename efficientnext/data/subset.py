@@ -8,17 +8,14 @@ and the shortfall is reported in metrics/subset.json.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from efficientnext import config, io as artifacts
+from efficientnext import artifacts, config
 from efficientnext.data.tables import read_rows
+from efficientnext.paths import SUBSET_CSV, SUBSET_METRICS, split_csv
 
-SPLIT_DIR = Path("data/splits")
-SUBSET = Path("data/subset.csv")
-METRICS = Path("metrics/subset.json")
 
 
 def _counts(target: int, val_fraction: float, available_train: int, available_val: int) -> tuple[int, int]:
@@ -46,11 +43,11 @@ def draw_subset(train: pd.DataFrame, val: pd.DataFrame, classes: list[str],
 
 
 def run(params: config.Params) -> None:
-    train, val = read_rows(SPLIT_DIR / "train.csv"), read_rows(SPLIT_DIR / "val.csv")
+    train, val = read_rows(split_csv("train")), read_rows(split_csv("val"))
     subset, report = draw_subset(train, val, params.data.classes, params.subset)
     short = {name: r["shortfall"] for name, r in report.items() if r["shortfall"]}
-    artifacts.write_csv(SUBSET, subset)
-    artifacts.write_json(METRICS, {
+    artifacts.write_csv(SUBSET_CSV, subset)
+    artifacts.write_json(SUBSET_METRICS, {
         "per_class": report,
         "totals": {part: int((subset["part"] == part).sum()) for part in ("train", "val")},
         "shortfall": sum(short.values()),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from efficientnext.cli import UserError
+from efficientnext.config import UserError
 
 TEXT_COLUMNS = ("path", "label", "sha256", "mode", "format", "status", "reason", "phash", "preset_split", "part")
 

@@ -24,12 +24,11 @@ import pandas as pd
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from efficientnext import config, io as artifacts
+from efficientnext import artifacts, config
 from efficientnext.data.images import TooManyPixels, open_image, to_rgb, truncated_loading
 from efficientnext.data.layout import Layout, SourceFile, discover
+from efficientnext.paths import MANIFEST, VALIDATE_METRICS
 
-MANIFEST = Path("data/manifest.csv")
-METRICS = Path("metrics/validate.json")
 STATUSES = ("ok", "fixed", "quarantined")
 REASONS = ("empty", "not_an_image", "undecodable", "truncated", "too_many_pixels")
 COLUMNS = ["path", "label", "sha256", "size_bytes", "width", "height", "mode", "format", "status", "reason",
@@ -159,6 +158,6 @@ def run(params: config.Params) -> None:
     manifest = build_manifest(layout, root, params.validate_)
     summary = summarize(manifest, layout, params.data.classes)
     artifacts.write_csv(MANIFEST, manifest)
-    artifacts.write_json(METRICS, summary)
+    artifacts.write_json(VALIDATE_METRICS, summary)
     stray = len(layout.stray_folders) + len(layout.stray_files)
     print(f"validate: {summary['files']} files, {summary['per_status']}, {stray} stray entries not used")

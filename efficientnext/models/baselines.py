@@ -11,9 +11,11 @@ whose keys follow lukemelas' EfficientNet-PyTorch naming (`_blocks.<flat index>.
 the input must be normalised like the backbone was trained: `model.pretrained_cfg` carries its mean/std
 and input size (Lite0: mean = std = 0.5, 224 px).
 
-Frozen BatchNorm: a frozen layer must neither learn nor update its running statistics, so
-`TransferModel.train()` keeps every BatchNorm whose parameters are all frozen in eval mode; the engine
-calls `model.train()` / `model.eval()` as for any model and needs nothing else.
+Pretrained BatchNorm stays in inference mode, as the tutorial's `base_model(x, training=False)` does in
+both phases: `TransferModel.train()` keeps every BatchNorm of the backbone in eval mode, frozen or not, so
+it normalises with the ImageNet running statistics and never updates them. In the fine-tuning phase the
+unfrozen BatchNorms still learn their affine γ, β. The engine calls `model.train()` / `model.eval()` as
+for any model and needs nothing else.
 """
 
 from __future__ import annotations
@@ -90,12 +92,13 @@ def pretrained_backbone(transfer: TransferParams, num_classes: int) -> nn.Module
 
 
 class TransferModel(nn.Module):
-    """A pretrained timm backbone with its own pooling, dropout and linear head; BN of frozen parts stays frozen."""
+    """A pretrained timm backbone with its own pooling, dropout and linear head; its BatchNorm stays in eval mode."""
 
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pretrained_cfg = backbone.pretrained_cfg
+        self.train()  # BatchNorm in eval mode from the start
 
     def get_classifier(self) -> nn.Module:
         return self.backbone.get_classifier()
@@ -105,10 +108,11 @@ class TransferModel(nn.Module):
 
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
-        for module in self.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
-                    p.requires_grad for p in module.parameters()):
-                module.eval()  # frozen: normalise with, and keep, the pretrained running statistics
+        for module in self.backbone.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                # Batch statistics of the new data would shift the activations the pretrained weights
+                # expect and undo what they learned in the first fine-tuning steps (Keras' guide, the tutorial).
+                module.eval()
         return self
 
 
@@ -120,16 +124,16 @@ def transfer_model(model: ModelParams, num_classes: int) -> TransferModel:
 
 
 def freeze_backbone(model: TransferModel) -> None:
-    """Freeze everything but the linear head (parameters and BatchNorm statistics)."""
+    """Freeze everything but the linear head (BatchNorm statistics are never updated: `TransferModel.train`)."""
     head = {id(p) for p in model.get_classifier().parameters()}
     for parameter in model.parameters():
         parameter.requires_grad = id(parameter) in head
-    model.train(model.training)
 
 
 def unfreeze_from(model: TransferModel, block_index: int) -> None:
     """Train backbone stages `blocks[block_index:]` and every module after them (conv_head, bn2, head);
-    the stem and earlier stages stay frozen. Call freeze_backbone first to start from the frozen state."""
+    the stem and earlier stages stay frozen; BatchNorm keeps its running statistics (inference mode) even where
+    its γ, β now train. Call freeze_backbone first to start from the frozen state."""
     backbone = model.backbone
     if not hasattr(backbone, "blocks"):
         raise ValueError(f"unfreeze_from needs a backbone with timm's .blocks stages; "
@@ -143,4 +147,3 @@ def unfreeze_from(model: TransferModel, block_index: int) -> None:
     for module in trained:
         for parameter in module.parameters():
             parameter.requires_grad = True
-    model.train(model.training)

@@ -42,7 +42,8 @@ ends on (so it hands the next stage the same width B2 does):
 All 23 of B2's blocks survive. The table is data (params.yaml `model.stages`, default
 `efficientnext.config.B2_DERIVED_STAGES`); `kernel_size` and `expand_ratio`, when set, replace every
 row's k and e (the paper searches them globally); `width` scales the stem (32) and every stage's C with
-timm's `round_channels` (make_divisible by 8). `final_channels` is the literal width of the 1×1
+timm's `round_channels` (make_divisible by 8, or by lcm(8, gn_groups) with a grouped norm, so 16 groups
+fit: stage 1's 24 channels become 32 there). `final_channels` is the literal width of the 1×1
 projection and is *not* width-scaled: it is a searched parameter of its own (1536 in §8.4).
 
 Everything else
@@ -68,6 +69,7 @@ Everything else
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -84,29 +86,21 @@ from timm.models._efficientnet_builder import (
 )
 from torch import nn
 
+from efficientnext import paper
 from efficientnext.config import B2_DERIVED_STAGES, ModelParams
 
 STEM_CHANNELS = 32  # B2's stem width (32 × 1.1 rounds back to 32)
 
-# The configuration selected by the paper's sweep (§8.4, table 8.4).
-PAPER_OPTIONS: dict[str, Any] = dict(
-    stages=B2_DERIVED_STAGES,
-    kernel_size=7,
-    expand_ratio=5,
-    width=1.0,
-    final_channels=1536,
-    attention="eca",
-    norm="batchnorm",
-    activation="gelu",
-    conv_bias=False,
-    drop_connect=0.1376,
-    head_layers=2,
-    hidden1=512,
-    hidden2=512,
-    dropout_features=0.1,
-    dropout_head1=0.5,
-    dropout_head2=0.5,
-)
+# The configuration selected by the paper's sweep (table 8.4), as `model` options.
+PAPER_OPTIONS: dict[str, Any] = {"stages": B2_DERIVED_STAGES, **{
+    key.removeprefix("model."): value for key, value in paper.selected_configuration().items()
+    if key.startswith("model.")}}
+
+
+def channel_divisor(cfg: ModelParams) -> int:
+    """Channels round to multiples of 8 (timm's `make_divisible`), and of the group count with a grouped
+    norm, so every GN / EvoNorm group count of the search space fits every layer (24 -> 32 at 16 groups)."""
+    return math.lcm(8, cfg.gn_groups) if cfg.norm in ("groupnorm", "evonorms0") else 8
 
 
 def stage_arch_def(cfg: ModelParams) -> list[list[str]]:
@@ -172,7 +166,8 @@ class EfficientNext(nn.Module):
         self.num_features = cfg.final_channels
         act_layer = get_act_layer(cfg.activation)
         norm_layer = norm_act_layer(cfg.norm, cfg.gn_groups, act_layer)
-        stem_channels = round_channels(STEM_CHANNELS, cfg.width)
+        divisor = channel_divisor(cfg)
+        stem_channels = round_channels(STEM_CHANNELS, cfg.width, divisor=divisor)
 
         self.conv_stem = create_conv2d(in_chans, stem_channels, 7, stride=2, bias=cfg.conv_bias)
         self.bn1 = norm_layer(stem_channels, inplace=True)
@@ -182,7 +177,7 @@ class EfficientNext(nn.Module):
             for args in stage:
                 args["conv_kwargs"] = {"bias": cfg.conv_bias}  # the builder has no bias switch of its own
         builder = EfficientNetBuilder(
-            round_chs_fn=partial(round_channels, multiplier=cfg.width),
+            round_chs_fn=partial(round_channels, multiplier=cfg.width, divisor=divisor),
             act_layer=act_layer,
             norm_layer=norm_layer,
             se_layer=None if cfg.attention == "none" else cfg.attention,

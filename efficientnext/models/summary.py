@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from efficientnext import cli, config
+from efficientnext import config
 from efficientnext.models import create_model
 from efficientnext.models.efficientnext import PAPER_OPTIONS
 
@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> None:
     try:
         model = create_model(params.model, num_classes=len(params.data.classes))
     except ValueError as exc:
-        raise cli.UserError(str(exc)) from None
+        raise config.UserError(str(exc)) from None
     title = f"{args.model or params.model.arch} ({len(params.data.classes)} classes)"
     print(format_summary(title, summarize(model, args.image_size)))
 

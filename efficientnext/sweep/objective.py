@@ -2,9 +2,9 @@
 
 The objective is the validation macro-F1 of the best epoch on the subset's val part; every validation
 metric fit returns for that epoch (accuracy, ROC-AUC OvR when the engine reports it, ...) becomes a
-trial user attribute. An infeasible trial and a trial the pruner stops
-are PRUNED with user attribute `prune_reason`; a trial whose loss turns NaN (or that runs out of GPU
-memory) is FAILED with `fail_reason`.
+trial user attribute. An infeasible trial is PRUNED untrained with user attribute `rejected` (the
+constraint's reason; it does not count toward sweep.n_trials); a trial the pruner stops is PRUNED with
+`prune_reason`; a trial whose loss turns NaN (or that runs out of GPU memory) is FAILED with `fail_reason`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,16 @@ from typing import Protocol
 import optuna
 import torch
 
-from efficientnext import config
+from efficientnext import config, paper
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import with_input_normalisation
-from efficientnext.sweep import space, storage
+from efficientnext.paths import PREPARED, SUBSET_CSV
+from efficientnext.sweep import constraints, space, storage
+from efficientnext.sweep.records import (FAIL_REASON_ATTR, OBJECTIVE, PINNED_ATTR, PRUNE_REASON_ATTR,
+                                         REJECTED_ATTR, WORKER_ATTR)
 from efficientnext.train.engine import NonFiniteLossError, fit
 
-OBJECTIVE = "macro_f1"
-METRICS = ("macro_f1", "accuracy", "roc_auc_ovr")  # the trials.csv columns and the choices of select.metric
-PRUNE_REASON_ATTR = "prune_reason"
-PINNED_ATTR = "pinned"
-PREPARED_DIR = Path("data/prepared")
-SUBSET_CSV = Path("data/subset.csv")
 
 # Errors that fail one trial and let the sweep go on: a diverged loss, a configuration too big for the GPU.
 TRIAL_FAILURES = (NonFiniteLossError, torch.OutOfMemoryError)
@@ -52,7 +49,7 @@ class SubsetTrainer:
         params = with_input_normalisation(params)
         classes = params.data.classes
         sets = [
-            PreparedImages(self.root / PREPARED_DIR, self.rows[self.rows["part"] == part].reset_index(drop=True),
+            PreparedImages(self.root / PREPARED, self.rows[self.rows["part"] == part].reset_index(drop=True),
                            classes, build_transforms(params.augment, params.train.image_size, train=part == "train"))
             for part in ("train", "val")
         ]
@@ -65,19 +62,21 @@ class Objective:
         self.trainer = trainer
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(storage.WORKER_ATTR, storage.worker_id())
+        trial.set_user_attr(WORKER_ATTR, storage.worker_id())
         sweep = self.params.sweep
-        overrides = space.suggest(trial, sweep.fixed)
-        trial.set_user_attr(PINNED_ATTR, space.pinned(sweep.fixed))
-        reason = space.violation(space.full_record(overrides, self.params), self.params)
+        overrides = space.suggest(trial, sweep.space, sweep.fixed)
+        trial.set_user_attr(PINNED_ATTR, space.pinned(sweep.space, sweep.fixed))
+        record = space.full_record(overrides, paper.selected_configuration())
+        reason = constraints.violation(record)
         if reason is not None:
-            self._prune(trial, reason)
-        trial_params = config.with_overrides(self.params, {**overrides, "train.precision": sweep.precision},
+            trial.set_user_attr(REJECTED_ATTR, reason)
+            raise optuna.TrialPruned(reason)
+        trial_params = config.with_overrides(self.params, {**record, "train.precision": sweep.precision},
                                              source=f"trial {trial.number}")
         try:
             best = self.trainer(trial_params, sweep.epochs, self._epoch_callback(trial))
         except TRIAL_FAILURES as exc:
-            trial.set_user_attr(storage.FAIL_REASON_ATTR, str(exc))
+            trial.set_user_attr(FAIL_REASON_ATTR, str(exc))
             raise
         for metric, value in best.items():  # macro_f1, accuracy, roc_auc_ovr, ... of the best epoch
             trial.set_user_attr(metric, value)
@@ -87,12 +86,8 @@ class Objective:
         def report(epoch: int, val_metrics: dict[str, float]) -> None:
             trial.report(val_metrics[OBJECTIVE], epoch)
             if trial.should_prune():
-                self._prune(trial, f"{self.params.sweep.pruner} pruner after epoch {epoch}: "
-                                   f"{OBJECTIVE} {val_metrics[OBJECTIVE]:.4f}")
+                reason = f"{self.params.sweep.pruner} pruner after epoch {epoch}: {OBJECTIVE} {val_metrics[OBJECTIVE]:.4f}"
+                trial.set_user_attr(PRUNE_REASON_ATTR, reason)
+                raise optuna.TrialPruned(reason)
 
         return report
-
-    @staticmethod
-    def _prune(trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr(PRUNE_REASON_ATTR, reason)
-        raise optuna.TrialPruned(reason)

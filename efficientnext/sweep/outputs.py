@@ -9,9 +9,10 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from efficientnext import io
-from efficientnext.sweep import space, storage
-from efficientnext.sweep.objective import METRICS, PINNED_ATTR, PRUNE_REASON_ATTR
+from efficientnext import artifacts
+from efficientnext.sweep import space
+from efficientnext.sweep.records import (FAIL_REASON_ATTR, METRICS, PINNED_ATTR, PRUNE_REASON_ATTR,
+                                         REJECTED_ATTR, WORKER_ATTR)
 
 TRIALS_CSV, HISTORY_CSV, IMPORTANCES_JSON = "trials.csv", "history.csv", "importances.json"
 
@@ -25,14 +26,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         values = {**attrs.get(PINNED_ATTR, {}), **trial.params}
         records.append({
-            "number": trial.number, "state": trial.state.name,
+            "number": trial.number, "state": "REJECTED" if REJECTED_ATTR in attrs else trial.state.name,
             **{metric: attrs.get(metric) for metric in METRICS},
             "duration_s": duration,
-            "reason": attrs.get(PRUNE_REASON_ATTR) or attrs.get(storage.FAIL_REASON_ATTR),
-            "worker": attrs.get(storage.WORKER_ATTR),
-            **{row.key: values.get(row.key) for row in space.SPACE},
+            "reason": attrs.get(REJECTED_ATTR) or attrs.get(PRUNE_REASON_ATTR) or attrs.get(FAIL_REASON_ATTR),
+            "worker": attrs.get(WORKER_ATTR),
+            **{row.key: values.get(row.key) for row in space.PAPER_SPACE},
         })
-    columns = ["number", "state", *METRICS, "duration_s", "reason", "worker", *(row.key for row in space.SPACE)]
+    columns = ["number", "state", *METRICS, "duration_s", "reason", "worker", *(row.key for row in space.PAPER_SPACE)]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -40,7 +41,7 @@ def history_frame(study: optuna.Study) -> pd.DataFrame:
     """Optimisation history: each finished trial's objective value and the best value so far."""
     rows, best = [], None
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if not trial.state.is_finished():
+        if not trial.state.is_finished() or REJECTED_ATTR in trial.user_attrs:  # rejected: never trained
             continue
         if trial.state == TrialState.COMPLETE:
             best = trial.value if best is None else max(best, trial.value)
@@ -60,6 +61,6 @@ def importances(study: optuna.Study, seed: int) -> dict[str, Any]:
 
 
 def write(study: optuna.Study, out_dir: Path, seed: int) -> None:
-    io.write_csv(out_dir / TRIALS_CSV, trials_frame(study))
-    io.write_csv(out_dir / HISTORY_CSV, history_frame(study))
-    io.write_json(out_dir / IMPORTANCES_JSON, importances(study, seed))
+    artifacts.write_csv(out_dir / TRIALS_CSV, trials_frame(study))
+    artifacts.write_csv(out_dir / HISTORY_CSV, history_frame(study))
+    artifacts.write_json(out_dir / IMPORTANCES_JSON, importances(study, seed))

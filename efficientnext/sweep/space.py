@@ -1,21 +1,25 @@
-"""The paper's search space (§5.4) and its feasibility constraints (§5.2), as data.
+"""The paper's search space (§5.4), row for row and value for value, as data; plus labelled extensions.
 
-`SPACE` is the table row by row: each row maps to one dotted params.yaml key. Conditional rows are
-sampled only while their parent has one of the listed values; otherwise the trial keeps the
-params.yaml value (that value is what best.yaml records for an inactive row). `CONSTRAINTS` are
-checked on a trial's full record before it trains; the first one that rejects it names the reason.
+A leaf module (no project imports): params validation reads which keys are searched, the sweep samples
+the rows, the report prints them. Each `Row` maps one params.yaml key to its domain. Conditional rows
+are sampled only while their parent has one of the listed values. The paper's "Dropout (head 1/2)" row
+is two keys (`dropout_head1`, and `dropout_head2` only with two hidden layers), both from {0.3, 0.5}.
+
+`sweep.space` picks the space: `paper` is §5.4 exactly; `extended` adds the values in `EXTENSIONS`,
+each with the reason. `efficientnext sweep space` prints the active one (the README's table is its output).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from efficientnext import config  # config validates sweep.fixed against this module: keep imports light
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import optuna
+
+SpaceName = Literal["paper", "extended"]
+SPACE_NAMES: tuple[str, ...] = ("paper", "extended")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Choice:
         return "{" + ", ".join(str(v).lower() for v in self.values) + "}"
 
     def contains(self, value: Any) -> bool:
-        return value in self.values
+        return value in self.values and all(type(value) is type(v) for v in self.values if v == value)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Uniform:
         return f"{'log-U' if self.log else 'U'}[{self.low:g}, {self.high:g}]"
 
     def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ class Fixed:
     value: Any
 
     def describe(self) -> str:
-        return f"{self.value} (fixed)"
+        return f"{{{self.value}}} (fixed)"
+
+    def contains(self, value: Any) -> bool:
+        return value == self.value
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,9 @@ class Row:
     label: str                                   # the row of the paper's table
     key: str                                     # the params.yaml key it sets
     domain: Choice | Uniform | Fixed
-    when: tuple[str, tuple[Any, ...]] | None = None   # active only while params[key] is one of these
+    rationale: str                               # the paper's rationale column
+    when: tuple[str, tuple[Any, ...]] | None = None   # active only while record[key] is one of these
+    origin: str = "paper"                        # paper, or "extension: <why>"
 
     @property
     def name(self) -> str:
@@ -76,167 +85,138 @@ def choice(*values: Any) -> Choice:
     return Choice(values)
 
 
-SPACE: tuple[Row, ...] = (
-    Row("batch size", "train.batch_size", choice(32, 64, 128)),
-    Row("image size", "train.image_size", choice(224, 256, 288)),
-    Row("kernel", "model.kernel_size", choice(3, 5, 7)),
-    Row("attention", "model.attention", choice("se", "eca", "cbam", "none")),
-    Row("normalization", "model.norm", choice("batchnorm", "groupnorm", "groupnorm1", "evonorms0", "rmsnorm2d")),
-    Row("activation", "model.activation", choice("gelu", "silu", "relu")),
-    Row("width multiplier", "model.width", choice(0.75, 1.0, 1.25)),
-    Row("expand ratio", "model.expand_ratio", choice(3, 4, 5, 6)),
-    Row("final channels", "model.final_channels", choice(1024, 1280, 1536)),
-    Row("conv bias", "model.conv_bias", choice(True, False)),
-    Row("GN groups", "model.gn_groups", choice(8, 16), when=("model.norm", ("groupnorm",))),
-    Row("drop-connect", "model.drop_connect", Uniform(0.0, 0.3)),
-    Row("head hidden layers", "model.head_layers", choice(1, 2)),
-    Row("hidden size 1", "model.hidden1", choice(256, 512, 1024)),
-    Row("hidden size 2", "model.hidden2", choice(128, 256, 512), when=("model.head_layers", (2,))),
-    Row("dropout (features)", "model.dropout_features", Uniform(0.0, 0.5)),
-    Row("dropout (head 1)", "model.dropout_head1", Uniform(0.0, 0.5)),
-    Row("dropout (head 2)", "model.dropout_head2", Uniform(0.0, 0.5), when=("model.head_layers", (2,))),
-    Row("optimizer", "train.optimizer", choice("adamw", "adam", "sgd", "rmsprop")),
-    Row("LR head", "train.lr_head", Uniform(1e-4, 1e-2, log=True)),
-    Row("LR backbone", "train.lr_backbone", Uniform(1e-5, 1e-3, log=True)),
-    Row("weight decay", "train.weight_decay", Uniform(1e-6, 1e-2, log=True)),
-    Row("scheduler", "train.scheduler", choice("onecycle", "cosine", "cosine_restarts", "step", "plateau")),
-    Row("loss", "train.loss", choice("ce", "focal", "asl", "dice")),
-    Row("label smoothing", "train.label_smoothing", Uniform(0.0, 0.2)),
-    Row("focal α", "train.focal_alpha", Uniform(0.25, 1.0), when=("train.loss", ("focal",))),
-    Row("focal γ", "train.focal_gamma", Uniform(1.0, 3.0), when=("train.loss", ("focal",))),
-    Row("mixup α", "train.mixup_alpha", Uniform(0.0, 0.4)),
-    Row("seed", "train.seed", Fixed(42)),
+GROUPED_NORMS = ("groupnorm",)  # the norm whose group count the GN-groups row sets
+TWO_LAYER_HEAD = ("model.head_layers", (2,))
+FOCAL = ("train.loss", ("focal",))
+
+PAPER_SPACE: tuple[Row, ...] = (
+    Row("batch size", "train.batch_size", choice(16, 32, 48), "throughput vs. stability trade-off"),
+    Row("image size", "train.image_size", choice(224, 260), "accuracy vs. compute; maintains efficiency"),
+    Row("kernel size (depthwise)", "model.kernel_size", choice(3, 5, 7),
+        "receptive field; larger kernels inspired by ConvNeXt"),
+    Row("attention type", "model.attention", choice("eca", "se", "cbam", "none"),
+        "channel/spatial emphasis vs. overhead"),
+    Row("normalization", "model.norm", choice("batchnorm", "groupnorm1", "groupnorm", "evonorms0", "rmsnorm2d"),
+        "stability across depths and batch regimes"),
+    Row("activation", "model.activation", choice("silu", "gelu", "relu"), "smoothness and optimization behavior"),
+    Row("width multiplier", "model.width", choice(0.75, 1.0, 1.25), "capacity scaling without redesign"),
+    Row("expand ratio", "model.expand_ratio", choice(3, 4, 5), "inverted bottleneck capacity"),
+    Row("final channels", "model.final_channels", choice(1024, 1280, 1536), "head representation richness"),
+    Row("conv bias usage", "model.conv_bias", choice(False, True), "ablation of bias in conv layers"),
+    Row("GN groups (LN-like)", "model.gn_groups", choice(1, 8, 16),
+        "LayerNorm-like via GroupNorm; stability under small batches", when=("model.norm", GROUPED_NORMS)),
+    Row("drop-connect rate", "model.drop_connect", Uniform(0.0, 0.3), "stochastic depth regularization"),
+    Row("hidden layers (head)", "model.head_layers", choice(1, 2), "separable vs. compact MLP head"),
+    Row("hidden size 1", "model.hidden1", choice(512, 1024), "head capacity"),
+    Row("hidden size 2", "model.hidden2", choice(256, 512), "secondary head capacity", when=TWO_LAYER_HEAD),
+    Row("dropout (features)", "model.dropout_features", choice(0.1, 0.2), "regularize pooled features"),
+    Row("dropout (head 1/2)", "model.dropout_head1", choice(0.3, 0.5), "regularize MLP head"),
+    Row("dropout (head 1/2)", "model.dropout_head2", choice(0.3, 0.5), "regularize MLP head", when=TWO_LAYER_HEAD),
+    Row("optimizer", "train.optimizer", choice("adamw", "adam", "sgd", "rmsprop"),
+        "convergence vs. generalization"),
+    Row("LR (head)", "train.lr_head", Uniform(1e-4, 1e-3, log=True), "faster adaptation of new head"),
+    Row("LR (backbone)", "train.lr_backbone", Uniform(1e-5, 5e-4, log=True), "conservative backbone updates"),
+    Row("weight decay", "train.weight_decay", Uniform(1e-6, 5e-3, log=True), "regularization strength"),
+    Row("scheduler", "train.scheduler", choice("onecycle", "cosine", "step", "plateau"), "learning rate dynamics"),
+    Row("loss function", "train.loss", choice("ce", "focal", "asl", "dice"), "robustness to imbalance"),
+    Row("label smoothing", "train.label_smoothing", choice(0.0, 0.05), "calibration"),
+    Row("focal α", "train.focal_alpha", choice(0.25, 0.5), "class weighting in focal loss", when=FOCAL),
+    Row("focal γ", "train.focal_gamma", choice(1.0, 2.0, 3.0), "hard example focusing", when=FOCAL),
+    Row("mixup α", "train.mixup_alpha", choice(0.0, 0.2), "manifold mixup regularization"),
+    Row("seed", "train.seed", Fixed(42), "determinism where feasible"),
 )
 
-ROWS_BY_NAME: dict[str, Row] = {row.name: row for row in SPACE}
+# key -> (values added, why): what `sweep.space: extended` adds to the paper's rows.
+EXTENSIONS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "train.scheduler": (("cosine_restarts",),
+                        "table 8.4 selects cosine with restarts (and §6 names it), but §5.4 does not list it"),
+}
+
+SEARCHED_KEYS: tuple[str, ...] = tuple(row.key for row in PAPER_SPACE if not isinstance(row.domain, Fixed))
+
+
+def rows(space: SpaceName) -> tuple[Row, ...]:
+    """The rows of the named space, in the paper's order."""
+    if space == "paper":
+        return PAPER_SPACE
+    extended = []
+    for row in PAPER_SPACE:
+        if row.key in EXTENSIONS:
+            added, why = EXTENSIONS[row.key]
+            row = replace(row, domain=Choice(row.domain.values + added), origin=f"extension: {why}")
+        extended.append(row)
+    return tuple(extended)
+
+
+def rows_by_name(space: SpaceName) -> dict[str, Row]:
+    return {row.name: row for row in rows(space)}
 
 
 def check_fixed(fixed: Mapping[str, Any]) -> None:
     """Raise ValueError (one line) unless every sweep.fixed key names a row of the space."""
-    unknown = sorted(set(fixed) - set(ROWS_BY_NAME))
+    names = [row.name for row in PAPER_SPACE]
+    unknown = sorted(set(fixed) - set(names))
     if unknown:
-        raise ValueError(f"{', '.join(unknown)} not a row of the search space; rows: {', '.join(ROWS_BY_NAME)}")
+        raise ValueError(f"{', '.join(unknown)} not a row of the search space; rows: {', '.join(names)}")
 
 
-def pinned(fixed: Mapping[str, Any]) -> dict[str, Any]:
+def pinned(space: SpaceName, fixed: Mapping[str, Any]) -> dict[str, Any]:
     """Dotted key -> value of every row not searched: the table's fixed rows and sweep.fixed."""
     check_fixed(fixed)
-    values = {row.key: row.domain.value for row in SPACE if isinstance(row.domain, Fixed)}
-    values.update({ROWS_BY_NAME[name].key: value for name, value in fixed.items()})
+    by_name = rows_by_name(space)
+    values = {row.key: row.domain.value for row in rows(space) if isinstance(row.domain, Fixed)}
+    values.update({by_name[name].key: value for name, value in fixed.items()})
     return values
 
 
-def suggest(trial: optuna.Trial, fixed: Mapping[str, Any]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: SpaceName, fixed: Mapping[str, Any]) -> dict[str, Any]:
     """Sample the trial's active rows in table order; return its overrides (pinned rows included)."""
-    record = pinned(fixed)
-    for row in SPACE:
+    record = pinned(space, fixed)
+    for row in rows(space):
         if row.key not in record and row.active(record):
             record[row.key] = row.domain.suggest(trial, row.key)
-    return {row.key: record[row.key] for row in SPACE if row.key in record}
+    return {row.key: record[row.key] for row in rows(space) if row.key in record}
 
 
-def params_point(params: config.Params) -> dict[str, Any] | None:
-    """params.yaml's own values of the searched rows (by default the paper's table 8.4 selection) as a
-    trial to enqueue first; None when one of them lies outside its row's domain."""
-    fixed = pinned(params.sweep.fixed)
-    record = full_record(fixed, params)
-    point = {}
-    for row in SPACE:
-        if row.key in fixed or not row.active(record):
+def full_record(overrides: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Every row's key with its value: the override, else (an inactive conditional row) `defaults`'."""
+    return {row.key: overrides[row.key] if row.key in overrides else defaults[row.key] for row in PAPER_SPACE}
+
+
+def enqueue_point(record: Mapping[str, Any], space: SpaceName,
+                  fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A full configuration (e.g. table 8.4) as a trial to enqueue: the values of its active, unpinned rows,
+    and, per row left out, why (pinned by sweep.fixed, or outside the active space: the sampler draws it)."""
+    pins = pinned(space, fixed)
+    point, left_out = {}, {}
+    merged = {**record, **pins}
+    for row in rows(space):
+        if not row.active(merged) or isinstance(row.domain, Fixed):
             continue
-        if not row.domain.contains(record[row.key]):
-            return None
-        point[row.key] = record[row.key]
-    return point
+        if row.key in pins:
+            if pins[row.key] != record[row.key]:
+                left_out[row.key] = f"{record[row.key]} pinned to {pins[row.key]} by sweep.fixed"
+        elif row.domain.contains(record[row.key]):
+            point[row.key] = record[row.key]
+        else:
+            left_out[row.key] = f"{record[row.key]} is outside the {space} space's {row.domain.describe()}: sampled"
+    return point, left_out
 
 
-def full_record(overrides: Mapping[str, Any], params: config.Params) -> dict[str, Any]:
-    """Every row's key with its value: the override, else (an inactive conditional row) params.yaml's."""
-    base = params.dump()
-    record = {}
-    for row in SPACE:
-        group, leaf = row.key.split(".")
-        record[row.key] = overrides[row.key] if row.key in overrides else base[group][leaf]
-    return record
+def table(space: SpaceName) -> list[dict[str, str]]:
+    """The active space as rows for printing: row, params key, values, condition, origin, rationale."""
+    return [{"row": row.label, "params key": row.key,
+             "values": row.domain.describe(),
+             "when": f"{row.when[0]} is {' or '.join(map(str, row.when[1]))}" if row.when else "",
+             "origin": row.origin, "rationale": row.rationale} for row in rows(space)]
 
 
-def markdown_table() -> str:
-    """The space as the README's Markdown table (`python -c 'from efficientnext.sweep.space import *;
-    print(markdown_table())'`)."""
-    lines = ["| row | params key | values |", "|---|---|---|"]
-    for row in SPACE:
-        only = f", only when {row.when[0]} is {' or '.join(map(str, row.when[1]))}" if row.when else ""
-        lines.append(f"| {row.label} | `{row.key}` | {row.domain.describe()}{only} |")
+def markdown_table(space: SpaceName) -> str:
+    """The active space as the README's Markdown table (`efficientnext sweep space --markdown`)."""
+    records = table(space)
+    header = list(records[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in records:
+        cells = [f"`{value}`" if column == "params key" else value for column, value in record.items()]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-# --- constraints ------------------------------------------------------------------------------
-
-Check = Callable[[Mapping[str, Any], "config.Params"], "str | None"]
-
-
-@dataclass(frozen=True)
-class Constraint:
-    name: str
-    rationale: str
-    check: Check        # the full record (+ params) -> what is infeasible about it, or None
-
-    def violation(self, record: Mapping[str, Any], params: config.Params) -> str | None:
-        found = self.check(record, params)
-        return None if found is None else f"{self.name}: {found} ({self.rationale})"
-
-
-def forbid(combination: Mapping[str, tuple[Any, ...]]) -> Check:
-    """Reject a record whose every listed key has one of the listed values (all combinations of them)."""
-
-    def check(record: Mapping[str, Any], params: config.Params) -> str | None:
-        if all(record[key] in values for key, values in combination.items()):
-            return " with ".join(f"{key}={record[key]}" for key in combination)
-        return None
-
-    return check
-
-
-GROUPED_NORMS = ("groupnorm", "evonorms0")  # the model splits both into model.gn_groups groups
-
-
-def gn_groups_divide_channels(record: Mapping[str, Any], params: config.Params) -> str | None:
-    """Build the model on the meta device (no memory, no training); its grouped norms refuse indivisible channels."""
-    if record["model.norm"] not in GROUPED_NORMS:
-        return None
-    import torch
-
-    from efficientnext.models import create_model
-
-    model = config.with_overrides(params, dict(record), source="trial").model
-    try:
-        with torch.device("meta"):
-            create_model(model, num_classes=len(params.data.classes))
-    except ValueError as exc:
-        return f"at model.width={record['model.width']}: {exc}"
-    return None
-
-
-CONSTRAINTS: tuple[Constraint, ...] = (
-    Constraint("expand_ratio_3_to_5", "§5.2 bounds the expansion ratio to 3-5; 6 stays in the table, untrained",
-               forbid({"model.expand_ratio": (6,)})),
-    Constraint("evonorm_own_activation",
-               "EvoNorm-S0 applies its own x*sigmoid(v*x) (SiLU-like) nonlinearity, so only silu is kept",
-               forbid({"model.norm": ("evonorms0",), "model.activation": ("gelu", "relu")})),
-    Constraint("optimizer_norm_unstable",
-               "in quick checks RMSprop's first epoch blew the loss up 10-25x and only batchnorm recovered",
-               forbid({"train.optimizer": ("rmsprop",),
-                       "model.norm": ("groupnorm", "groupnorm1", "evonorms0", "rmsnorm2d")})),
-    Constraint("gn_groups_divide_channels", "GroupNorm and EvoNorm-S0 need every layer's channels divisible by gn_groups",
-               gn_groups_divide_channels),
-)
-
-
-def violation(record: Mapping[str, Any], params: config.Params) -> str | None:
-    """The first constraint the full record breaks, as a one-line reason; None when feasible."""
-    for constraint in CONSTRAINTS:
-        found = constraint.violation(record, params)
-        if found is not None:
-            return found
-    return None
-

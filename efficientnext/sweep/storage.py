@@ -20,9 +20,8 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, Jou
 from optuna.trial import TrialState
 
 from efficientnext import config
+from efficientnext.sweep.records import FAIL_REASON_ATTR, WORKER_ATTR
 
-WORKER_ATTR = "worker"
-FAIL_REASON_ATTR = "fail_reason"
 SQLITE_PREFIX = "sqlite:///"
 
 

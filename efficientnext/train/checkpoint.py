@@ -3,7 +3,7 @@
 A checkpoint holds only tensors and plain containers of primitives: the model's state_dict, the model
 configuration (ModelParams dump), class names, normalisation, image size, the epoch, and for resuming
 the optimizer/scheduler/scaler states, every RNG state (as tensors/lists) and the history so far.
-`efficientnext.io.atomic_path` makes a half-written file impossible to pick up: the temp file is renamed
+`efficientnext.artifacts.atomic_path` makes a half-written file impossible to pick up: the temp file is renamed
 over the old checkpoint only after torch.save and fsync completed.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from efficientnext.io import atomic_path
+from efficientnext.artifacts import atomic_path
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:

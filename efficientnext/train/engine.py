@@ -24,7 +24,7 @@ from tqdm import tqdm
 from efficientnext.config import Params, TrainParams
 from efficientnext.models import create_model
 from efficientnext.train import checkpoint, distributed
-from efficientnext.train.losses import build_loss, inverse_frequency_weights, mixup, soft_targets
+from efficientnext.train.losses import build_loss, inverse_frequency_weights, mixup, one_hot
 from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
 from efficientnext.train.optim import LRSchedule, build_optimizer
 from efficientnext.train.phases import Phase, enter_phase, plan_phases
@@ -72,7 +72,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module, 
                disable=None if runtime.ctx.is_main else True)
     for step, (images, labels) in enumerate(bar, start=1):
         images, labels = runtime.images(images), labels.to(runtime.device, non_blocking=True)
-        targets = soft_targets(labels, num_classes, train.label_smoothing)
+        targets = one_hot(labels, num_classes)  # unsmoothed: the loss smooths and weights by class itself
         if train.mixup_alpha > 0:
             images, targets = mixup(images, targets, train.mixup_alpha)
         with runtime.autocast():
@@ -126,8 +126,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: nn.Module, runtime
     """Loss (the training objective, no mixup) and summary scores over the whole validation set."""
     logits, labels = predict(model, loader, runtime, num_classes)
     labels_t = torch.from_numpy(labels).to(runtime.device)
-    loss = float(criterion(torch.from_numpy(logits).to(runtime.device),
-                           soft_targets(labels_t, num_classes, train.label_smoothing)))
+    loss = float(criterion(torch.from_numpy(logits).to(runtime.device), one_hot(labels_t, num_classes)))
     probs = softmax(logits)
     return {"loss": loss, **summary_scores(labels, probs.argmax(1), num_classes),
             "roc_auc_ovr": roc_auc_ovr(labels, probs, num_classes)}
@@ -166,7 +165,7 @@ def _model_record(params: Params, classes: list[str], model: nn.Module, epoch: i
     """The part of a checkpoint that evaluation and inference need (weights copied: training goes on)."""
     return {
         "format": CHECKPOINT_FORMAT, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "model_config": params.model.model_dump(mode="json"),
+        "model_config": params.model.model_dump(mode="json"), "train_config": params.train.model_dump(mode="json"),
         "classes": list(classes), "image_size": params.train.image_size,
         "normalisation": {"mean": list(params.augment.mean), "std": list(params.augment.std)},
         "epoch": epoch, "metrics": metrics,
@@ -257,13 +256,14 @@ def fit(params: Params, train_set: Dataset, val_set: Dataset, classes: list[str]
     train, num_classes = params.train, len(classes)
     runtime = Runtime.create(train)
     ctx = runtime.ctx
-    seed_everything(train.seed, train.deterministic, runtime.device)
+    # A seed per rank: each draws its own dropout, drop-path and mixup (DDP's wrap broadcasts rank 0's weights).
+    seed_everything(train.seed + ctx.rank, train.deterministic, runtime.device)
     raw_model = build_model() if build_model else create_model(params.model, num_classes)
     raw_model.to(runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
     phases = plan_phases(params.model, train, epochs)
     total = phases[-1].end
 
-    weight = inverse_frequency_weights(train_set.targets, num_classes) if train.class_weights else None
+    weight = inverse_frequency_weights(train_set.targets, num_classes)  # build_loss decides whether it applies
     criterion = build_loss(train, weight).to(runtime.device)
     generator = torch.Generator().manual_seed(train.seed + ctx.rank)
     train_loader = make_loader(train_set, train.batch_size, shuffle=True, workers=train.workers,

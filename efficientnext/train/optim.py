@@ -4,23 +4,43 @@ Parameter groups: the head is `model.get_classifier()` (timm's convention) at lr
 every other trainable parameter at lr_backbone; inside each, norm and bias parameters (1-D) get no
 weight decay (timm's `param_groups_weight_decay`).
 
+Optimisers: adamw, adam, sgd (train.momentum, Nesterov when train.nesterov) from torch; rmsprop is
+timm's `RMSpropTF`, the TensorFlow RMSProp EfficientNet was trained with: ε inside the square root,
+decay α = 0.9, ε = 1e-3 and momentum train.momentum, as in timm's EfficientNet recipes (`--opt rmsproptf
+--opt-eps .001`). Its mean square starts at ones, not zero: the first steps are about lr · g (PyTorch's
+RMSprop makes them ~10x lr) until the mean square has decayed toward g², tens to hundreds of steps.
+
 Schedules step per batch (`LRSchedule.after_batch`) except `plateau`, which steps once per epoch on
 the validation macro-F1 (`LRSchedule.after_epoch`); `step` is written per batch but changes only at
 epoch boundaries. An optional linear warm-up (warmup_epochs) precedes every schedule but onecycle,
 whose own warm-up phase it sets instead.
+
+- onecycle: torch's OneCycleLR (cosine from lr/25 up to each group's lr over the warm-up, 30% of the run
+  without one, then down to lr/25e4) with cycle_momentum=False: the configured momentum (SGD's momentum,
+  Adam's β1) stays as set instead of being cycled between 0.85 and 0.95.
+- cosine: one cosine from the base lr to 0 over the epochs after the warm-up.
+- cosine_restarts: fixed cycles of train.restart_period epochs, counted from the end of the warm-up;
+  each cycle starts at the base lr and follows a half cosine toward 0 (its last batch is at
+  0.5 (1 + cos(π (P - 1) / P)) of the base lr, P batches in a cycle), then the next restarts at the base
+  lr. Cycles do not lengthen (no SGDR T_mult); the last one is cut short when the epochs run out.
+- step: times train.gamma every train.step_size epochs after the warm-up.
+- plateau: times train.gamma when the validation macro-F1 has not improved for train.plateau_patience
+  epochs (after the warm-up); none: constant.
 """
 
 from __future__ import annotations
 
 import math
+
 import torch
-from timm.optim import param_groups_weight_decay
+from timm.optim import create_optimizer_v2, param_groups_weight_decay
 from torch import nn
 
 from efficientnext.config import TrainParams
 
 WARMUP_START = 0.01  # warm-up starts at 1% of the target learning rate
 ONECYCLE_DEFAULT_WARMUP = 0.3  # torch's OneCycleLR pct_start when no warm-up is set
+RMSPROP_TF_EPS = 1e-3  # EfficientNet's TF RMSProp epsilon; RMSpropTF's own default is 1e-10
 
 
 def param_groups(model: nn.Module, lr_head: float, lr_backbone: float, weight_decay: float) -> list[dict]:
@@ -51,7 +71,8 @@ def build_optimizer(model: nn.Module, train: TrainParams, name: str | None = Non
     if name == "sgd":
         return torch.optim.SGD(groups, momentum=train.momentum, nesterov=train.nesterov and train.momentum > 0)
     if name == "rmsprop":
-        return torch.optim.RMSprop(groups, momentum=train.momentum)
+        # timm's registry supplies RMSpropTF's decay α = 0.9; the groups pass through with their lr and decay.
+        return create_optimizer_v2(groups, "rmsproptf", momentum=train.momentum, eps=RMSPROP_TF_EPS)
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -87,7 +108,7 @@ class LRSchedule:
             pct = train.warmup_epochs / epochs if train.warmup_epochs else ONECYCLE_DEFAULT_WARMUP
             self.per_batch = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-                total_steps=max(epochs * steps_per_epoch, 2), pct_start=min(pct, 0.99))
+                total_steps=max(epochs * steps_per_epoch, 2), pct_start=min(pct, 0.99), cycle_momentum=False)
         else:
             self.per_batch = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(train, epochs, steps_per_epoch))
         self.plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(

@@ -1,9 +1,11 @@
 """Training phases: one for the paper's models; two for the transfer-learning baseline.
 
 Transfer (model.arch == transfer): `feature` epochs with the backbone frozen and Adam, then `finetune`
-epochs with the backbone unfrozen from model.transfer.unfreeze_from and RMSprop at a tenth of the
-learning rate. Each phase gets a fresh optimizer and schedule; the epochs count on across phases, so
-the DVCLive curve is continuous and its `phase` metric marks the switch.
+epochs with the backbone unfrozen from model.transfer.unfreeze_from and RMSprop (`build_optimizer`'s
+rmsprop) at a tenth of the learning rate. In both phases every backbone BatchNorm stays in inference
+mode (running statistics used and never updated), as the tutorial's `base_model(x, training=False)`;
+`TransferModel.train` sees to it. Each phase gets a fresh optimizer and schedule; the epochs count on
+across phases, so the DVCLive curve is continuous and its `phase` metric marks the switch.
 """
 
 from __future__ import annotations

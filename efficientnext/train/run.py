@@ -1,48 +1,73 @@
 """The train stage: the chosen configuration on the train split, validated on val each epoch.
 
-Writes models/best.pt (best validation macro-F1), models/last.pt (resumable, every epoch), the DVCLive
-curves under dvclive/, and metrics/train.json. Runs unchanged under `torchrun --nproc_per_node N`;
-only rank 0 writes. Re-running after an interruption resumes from models/last.pt when the
-configuration and data are unchanged.
+Writes, under a run directory (`RunPaths`; the repository root for DVC, `--out results/x` elsewhere),
+models/best.pt (best validation macro-F1), models/last.pt (resumable, every epoch), the DVCLive curves
+and trained configuration under dvclive/, and metrics/train.json. Runs unchanged under
+`torchrun --nproc_per_node N`; only rank 0 writes. Re-running after an interruption resumes from
+models/last.pt when the configuration and data are unchanged.
+
+The configuration: params.yaml's values, with every key it leaves to the sweep (`sweep`) filled from
+sweep/best.yaml, or from table 8.4 with `train.choices_from: paper`. A value params.yaml (or -S) sets
+always wins; the keys where it overrides the sweep's choice are named in one line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from dvclive import Live
 
-from efficientnext import config, io
-from efficientnext.cli import UserError
+from efficientnext import artifacts, config, paper
+from efficientnext.config import UserError
 from efficientnext.config import Params
-from efficientnext.data.cache import INDEX
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import with_input_normalisation
+from efficientnext.paths import BEST_YAML, PREPARED, PREPARED_INDEX, RunPaths, split_csv
+from efficientnext.sweep import space
+from efficientnext.sweep.identity import file_digest
 from efficientnext.train import distributed
 from efficientnext.train.engine import FitResult, fit
 from efficientnext.train.phases import plan_phases
 
-BEST_CONFIG = Path("sweep/best.yaml")
-PREPARED, SPLITS = Path("data/prepared"), Path("data/splits")
-MODELS, LIVE_DIR, METRICS_PATH = Path("models"), "dvclive", Path("metrics/train.json")
+
+def sweep_choices(params: Params, best_yaml: Path = BEST_YAML) -> tuple[dict[str, Any], str]:
+    """The values the keys left to the sweep take, and a phrase naming where they come from."""
+    sweep = params.sweep
+    if params.train.choices_from == "paper":
+        pins = space.pinned(sweep.space, sweep.fixed)
+        pinned_rows = ", ".join(f"{key}={value}" for key, value in pins.items() if key in params.from_sweep)
+        return ({**paper.selected_configuration(), **pins},
+                f"table 8.4{f' with {pinned_rows} pinned by sweep.fixed' if pinned_rows else ''}")
+    if not best_yaml.is_file():
+        raise UserError(f"{best_yaml} not found, and params.yaml leaves {len(params.from_sweep)} keys to the sweep: "
+                        "run it (`dvc repro select`), or set train.choices_from: paper to train table 8.4")
+    best = config.read_yaml(best_yaml)
+    return best["params"], f"{best_yaml} (trial {best.get('trial')})"
 
 
-def chosen_params(params: Params) -> Params:
-    """params.yaml, with sweep/best.yaml's searched keys applied when train.config_from is best."""
-    if params.train.config_from == "params":
-        return params
-    if not BEST_CONFIG.is_file():
-        raise UserError(f"{BEST_CONFIG} not found: run the sweep (`dvc repro select`) or set train.config_from: params")
-    best = config.read_yaml(BEST_CONFIG)
-    print(f"train: configuration from {BEST_CONFIG} (trial {best.get('trial')})", flush=True)
-    return config.with_overrides(params, best["params"], source=str(BEST_CONFIG))
+def chosen_params(params: Params, best_yaml: Path = BEST_YAML) -> tuple[Params, dict[str, str]]:
+    """The configuration to train, and per searched key where its value came from (sweep, paper or params)."""
+    if not params.from_sweep:
+        return params, {key: "params" for key in space.SEARCHED_KEYS}
+    choices, origin = sweep_choices(params, best_yaml)
+    chosen = config.with_choices(params, choices, source=str(best_yaml))
+    filled_by = "paper" if params.train.choices_from == "paper" else "sweep"
+    sources = {key: filled_by if key in params.from_sweep else "params" for key in space.SEARCHED_KEYS}
+    overruled = [f"{key}={chosen.value(key)} (sweep: {choices[key]})" for key in space.SEARCHED_KEYS
+                 if sources[key] == "params" and key in choices and choices[key] != chosen.value(key)]
+    print(f"train: {len(params.from_sweep)} searched keys from {origin}"
+          + (f"; params.yaml overrides {', '.join(overruled)}" if overruled else ""), flush=True)
+    return chosen, sources
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def trained_configuration(params: Params, sources: dict[str, str]) -> dict[str, Any]:
+    """What DVCLive logs as params (and `dvc exp show` lists): each searched key's trained value and source."""
+    return {"arch": params.model.arch,
+            **{key: params.value(key) for key in space.SEARCHED_KEYS},
+            "source": {key: sources[key] for key in space.SEARCHED_KEYS}}
 
 
 def train_metrics(result: FitResult, params: Params) -> dict:
@@ -56,25 +81,27 @@ def train_metrics(result: FitResult, params: Params) -> dict:
     return metrics
 
 
-def run(params: Params) -> None:
-    params = with_input_normalisation(chosen_params(params))
+def run(params: Params, out: RunPaths = RunPaths()) -> None:
+    chosen, sources = chosen_params(params)
+    params = with_input_normalisation(chosen)
     classes = list(params.data.classes)
     size = params.train.image_size
-    train_rows, val_rows = read_rows(SPLITS / "train.csv"), read_rows(SPLITS / "val.csv")
+    train_rows, val_rows = read_rows(split_csv("train")), read_rows(split_csv("val"))
     train_set = PreparedImages(PREPARED, train_rows, classes, build_transforms(params.augment, size, train=True))
     val_set = PreparedImages(PREPARED, val_rows, classes, build_transforms(params.augment, size, train=False))
     # A different split or cache must never resume an old run's checkpoint.
-    resume_key = {str(path): _file_digest(path) for path in (SPLITS / "train.csv", SPLITS / "val.csv",
-                                                             PREPARED / INDEX)}
+    resume_key = {str(path): file_digest(path) for path in (split_csv("train"), split_csv("val"), PREPARED_INDEX)}
     is_main = int(os.environ.get("RANK", "0")) == 0
-    live = Live(dir=LIVE_DIR, save_dvc_exp=False, dvcyaml=False) if is_main else None
+    live = Live(dir=str(out.live), save_dvc_exp=False, dvcyaml=False) if is_main else None
+    if live is not None:
+        live.log_params(trained_configuration(params, sources))
     try:
-        result = fit(params, train_set, val_set, classes, out_dir=MODELS, live=live, resume_key=resume_key)
+        result = fit(params, train_set, val_set, classes, out_dir=out.checkpoints, live=live, resume_key=resume_key)
     finally:
         if live is not None:
             live.end()
         distributed.teardown()
     if is_main:
-        io.write_json(METRICS_PATH, train_metrics(result, params))
+        artifacts.write_json(out.train_metrics, train_metrics(result, params))
         print(f"train: best epoch {result.best_epoch}, validation macro-F1 {result.best_metrics['macro_f1']:.3f}, "
-              f"{result.seconds:.0f} s, {result.img_per_s:.0f} img/s -> {MODELS / 'best.pt'}", flush=True)
+              f"{result.seconds:.0f} s, {result.img_per_s:.0f} img/s -> {out.best}", flush=True)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from efficientnext.cli import UserError
+from efficientnext.config import UserError
 from efficientnext.config import TrainParams
 from efficientnext.train import distributed
 
@@ -48,6 +48,11 @@ class Runtime:
 
 
 def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
+    """Seed Python, numpy and torch (every device) and set deterministic kernels or not.
+
+    Under DDP `fit` passes train.seed + rank, so each rank draws its own dropout, drop-path and mixup;
+    the initial weights still agree because DistributedDataParallel broadcasts rank 0's parameters and
+    buffers when it wraps the model (init_sync, on by default)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

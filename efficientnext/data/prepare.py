@@ -18,15 +18,12 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from efficientnext import config, io as artifacts
+from efficientnext import artifacts, config
 from efficientnext.data.images import load_rgb
 from efficientnext.data.tables import read_rows
+from efficientnext.paths import PREPARED, PREPARED_INDEX, PREPARED_PIXELS, SPLIT_NAMES, SPLITS
 
-SPLIT_DIR = Path("data/splits")
-PREPARED_DIR = Path("data/prepared")
-PIXELS = "pixels.u8"
-INDEX = "index.csv"
-SPLITS = ("train", "val", "test")
+PIXELS, INDEX = PREPARED_PIXELS.name, PREPARED_INDEX.name  # file names inside any prepared folder
 
 
 def resize_short_side(im: Image.Image, short_side: int) -> Image.Image:
@@ -64,12 +61,12 @@ def build_cache(rows: pd.DataFrame, root: Path, out_dir: Path, prepare: config.P
 
 def read_split_rows(split_dir: Path) -> pd.DataFrame:
     """Every row of the three splits, in path order."""
-    rows = pd.concat([read_rows(split_dir / f"{s}.csv") for s in SPLITS], ignore_index=True)
+    rows = pd.concat([read_rows(split_dir / f"{s}.csv") for s in SPLIT_NAMES], ignore_index=True)
     return rows.sort_values("path", ignore_index=True)
 
 
 def run(params: config.Params) -> None:
-    rows = read_split_rows(SPLIT_DIR)
-    index = build_cache(rows, Path(params.data.root), PREPARED_DIR, params.prepare, params.validate_.max_pixels)
+    rows = read_split_rows(SPLITS)
+    index = build_cache(rows, Path(params.data.root), PREPARED, params.prepare, params.validate_.max_pixels)
     size_mb = (3 * index["height"] * index["width"]).sum() / 2**20
-    print(f"prepare: {len(index)} images, short side {params.prepare.short_side}, {size_mb:.1f} MiB in {PREPARED_DIR}")
+    print(f"prepare: {len(index)} images, short side {params.prepare.short_side}, {size_mb:.1f} MiB in {PREPARED}")
