@@ -20,7 +20,7 @@ from efficientnext import config
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import create_model
-from efficientnext.train.engine import train_one_epoch
+from efficientnext.train.engine import PhaseTools, TrainSetup, train_one_epoch
 from efficientnext.train.losses import build_loss, one_hot
 from efficientnext.train.optim import LRSchedule, build_optimizer
 from efficientnext.train.runtime import Runtime, make_loader, seed_everything
@@ -90,6 +90,8 @@ def main() -> None:
     # A constant-rate schedule: the measurement must not depend on where in a schedule it runs.
     schedule = LRSchedule(optimizer, train.model_copy(update={"scheduler": "none", "warmup_epochs": 0}), 1, 1)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=train.precision == "fp16")
+    tools = PhaseTools(model, optimizer, schedule, scaler)
+    setup = TrainSetup(runtime, train, criterion, len(classes))
     images, labels = next(iter(loader))
     images = runtime.images(images)
     targets = one_hot(labels.to(runtime.device), len(classes))
@@ -97,8 +99,7 @@ def main() -> None:
     bare_steps(model, images, targets, criterion, optimizer, runtime, train, 3)  # warm-up
     epoch_rates, bare_rates = [], []
     for _ in range(args.repeats):
-        stats = train_one_epoch(model, loader, criterion, optimizer, schedule, scaler, runtime, train,
-                                len(classes), 1, 1)
+        stats = train_one_epoch(tools, loader, setup, 1, 1)
         epoch_rates.append(stats["images"] / stats["seconds"])
         bare_rates.append(bare_steps(model, images, targets, criterion, optimizer, runtime, train, len(loader)))
     epoch_rate, bare_rate = statistics.median(epoch_rates), statistics.median(bare_rates)

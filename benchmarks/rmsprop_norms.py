@@ -6,7 +6,7 @@ root: the first steps are ~10x the learning rate). `train.optimizer = rmsprop` i
 tiny EfficientNext (the tests' tiny profile: 5 one-block stages, 128 final channels) on 32 px synthetic
 images that are learnable (a fixed random template per class under noise) with each norm, for each
 optimizer and two learning-rate pairs: table 8.4's (6.62e-4 head / 1.03e-4 backbone) and the top of the
-sweep's range (1e-2 / 1e-3). Constant learning rate, cross-entropy (ε = 0.05), gradient clipping at
+earlier, wider search space's range (1e-2 / 1e-3, ten times the paper's top). Constant learning rate, cross-entropy (ε = 0.05), gradient clipping at
 train.grad_clip, fp32, CPU.
 
 Per run it prints the first batch's loss, the peak batch loss, the mean loss of the last 10 batches, the

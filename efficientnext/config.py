@@ -160,39 +160,35 @@ class TransferParams(Group):
 
 
 StageRow = tuple[int, int, int, int, int]
-
-# (n, C, s, e, k) per stage: EfficientNet-B2's table with stride-1 stages merged (total stride 32);
-# efficientnext/models/efficientnext.py documents the derivation.
-B2_DERIVED_STAGES: list[StageRow] = [(5, 24, 2, 6, 3), (3, 48, 2, 6, 5), (8, 120, 2, 6, 5), (5, 208, 2, 6, 5),
-                                     (2, 352, 1, 6, 3)]
+PAPER = paper.selected_configuration()  # the searched keys' defaults: table 8.4 (+ its unstated rows)
 
 
 class ModelParams(Group):
     arch: Arch = "efficientnext"
-    stages: list[StageRow] = Field(default_factory=lambda: list(B2_DERIVED_STAGES), min_length=1,
-                                   description="(n, C, s, e, k) per stage")
-    kernel_size: Literal[3, 5, 7] | None = 7
-    expand_ratio: int | None = Field(5, ge=1, le=8)
-    width: float = Field(1.0, gt=0.0, le=4.0)
-    final_channels: int = Field(1536, ge=8)
-    attention: Attention = "eca"
-    norm: Norm = "batchnorm"
-    gn_groups: Literal[1, 8, 16] = Field(8, description="groups of groupnorm and evonorms0")
-    activation: Activation = "gelu"
-    conv_bias: bool = False
-    drop_connect: float = Field(0.1376, ge=0.0, lt=1.0)
-    head_layers: Literal[1, 2] = 2
-    hidden1: int = Field(512, ge=1)
-    hidden2: int = Field(512, ge=1)
-    dropout_features: float = Field(0.1, ge=0.0, lt=1.0)
-    dropout_head1: float = Field(0.5, ge=0.0, lt=1.0)
-    dropout_head2: float = Field(0.5, ge=0.0, lt=1.0)
+    stages: list[StageRow] | None = Field(None, min_length=1, description=(
+        "(n, C, s, e, k) per stage; null: the B2-derived table beside the model (models/efficientnext.py)"))
+    kernel_size: Literal[3, 5, 7] | None = PAPER["model.kernel_size"]
+    expand_ratio: int | None = Field(PAPER["model.expand_ratio"], ge=1, le=8)
+    width: float = Field(PAPER["model.width"], gt=0.0, le=4.0)
+    final_channels: int = Field(PAPER["model.final_channels"], ge=8)
+    attention: Attention = PAPER["model.attention"]
+    norm: Norm = PAPER["model.norm"]
+    gn_groups: Literal[1, 8, 16] = Field(PAPER["model.gn_groups"], description="groups of groupnorm and evonorms0")
+    activation: Activation = PAPER["model.activation"]
+    conv_bias: bool = PAPER["model.conv_bias"]
+    drop_connect: float = Field(PAPER["model.drop_connect"], ge=0.0, lt=1.0)
+    head_layers: Literal[1, 2] = PAPER["model.head_layers"]
+    hidden1: int = Field(PAPER["model.hidden1"], ge=1)
+    hidden2: int = Field(PAPER["model.hidden2"], ge=1)
+    dropout_features: float = Field(PAPER["model.dropout_features"], ge=0.0, lt=1.0)
+    dropout_head1: float = Field(PAPER["model.dropout_head1"], ge=0.0, lt=1.0)
+    dropout_head2: float = Field(PAPER["model.dropout_head2"], ge=0.0, lt=1.0)
     transfer: TransferParams = TransferParams()
 
     @field_validator("stages")
     @classmethod
-    def _stage_rows(cls, stages: list[StageRow]) -> list[StageRow]:
-        for index, (n, channels, stride, expand, kernel) in enumerate(stages):
+    def _stage_rows(cls, stages: list[StageRow] | None) -> list[StageRow] | None:
+        for index, (n, channels, stride, expand, kernel) in enumerate(stages or []):
             if n < 1 or channels < 1 or stride not in (1, 2) or expand < 1 or kernel < 1 or kernel % 2 == 0:
                 raise ValueError(f"row {index} = {[n, channels, stride, expand, kernel]} must be [n >= 1, C >= 1, "
                                  f"s in 1|2, e >= 1, odd k]")
@@ -214,42 +210,42 @@ class TransferScheduleParams(Group):
 class TrainParams(Group):
     choices_from: Literal["sweep", "paper"] = Field(
         "sweep", description="where keys set to `sweep` take their value: sweep/best.yaml, or table 8.4")
-    image_size: int = Field(64, ge=16, le=1024)
-    batch_size: int = Field(32, ge=1)
+    image_size: int = Field(PAPER["train.image_size"], ge=16, le=1024)
+    batch_size: int = Field(PAPER["train.batch_size"], ge=1)
     epochs: int = Field(8, ge=1)
-    optimizer: Optimizer = "adamw"
-    lr_head: float = Field(1e-3, gt=0.0, le=10.0)
-    lr_backbone: float = Field(1e-3, gt=0.0, le=10.0)
-    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
+    optimizer: Optimizer = PAPER["train.optimizer"]
+    lr_head: float = Field(PAPER["train.lr_head"], gt=0.0, le=10.0)
+    lr_backbone: float = Field(PAPER["train.lr_backbone"], gt=0.0, le=10.0)
+    weight_decay: float = Field(PAPER["train.weight_decay"], ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD and RMSpropTF momentum; onecycle does not cycle it")
     nesterov: bool = True
-    scheduler: Scheduler = "onecycle"
+    scheduler: Scheduler = PAPER["train.scheduler"]
     warmup_epochs: int = Field(0, ge=0)
     step_size: int = Field(3, ge=1, description="epochs between decays (step)")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="decay factor (step)")
     restart_period: int = Field(2, ge=1, description=(
         "epochs of every cosine_restarts cycle (fixed length, after the warm-up, each restarting at the base lr)"))
     plateau_patience: int = Field(1, ge=0)
-    loss: Loss = "ce"
+    loss: Loss = PAPER["train.loss"]
     class_weights: bool = Field(True, description="weight each sample by its class's N/(C n_c) (ce, asl, dice); "
                                 "focal uses its α_c instead")
-    label_smoothing: float = Field(0.05, ge=0.0, lt=1.0, description=(
+    label_smoothing: float = Field(PAPER["train.label_smoothing"], ge=0.0, lt=1.0, description=(
         "ε: losses train on (1-ε)y + ε/C; class weights use the unsmoothed y"))
-    focal_alpha: float = Field(0.25, ge=0.0, le=1.0, description=(
+    focal_alpha: float = Field(PAPER["train.focal_alpha"], ge=0.0, le=1.0, description=(
         "exponent of focal's class weights α_c ∝ (N/(C n_c))^α, mean 1 over present classes (0 uniform, 1 inverse "
         "frequency); focal ignores class_weights"))
-    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
+    focal_gamma: float = Field(PAPER["train.focal_gamma"], ge=0.0, le=10.0)
     asl_gamma_neg: float = Field(4.0, ge=0.0, le=10.0)
     asl_gamma_pos: float = Field(0.0, ge=0.0, le=10.0)
     asl_clip: float = Field(0.05, ge=0.0, lt=1.0)
     dice_smooth: float = Field(1.0, ge=0.0)
-    mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)
+    mixup_alpha: float = Field(PAPER["train.mixup_alpha"], ge=0.0, le=10.0)
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Precision = "fp32"
     channels_last: bool = True
     device: Device = "auto"
     compile: bool = False
-    seed: int = 42
+    seed: int = PAPER["train.seed"]
     deterministic: bool = True
     workers: int = Field(2, ge=0, le=64)
     transfer: TransferScheduleParams = TransferScheduleParams()
@@ -265,7 +261,7 @@ class SweepParams(Group):
     pruner: Pruner = "median"
     sampler_seed: int = 42
     workers: int = Field(1, ge=1, le=64)
-    startup_trials: int = Field(10, ge=1, description="random trials before TPE models the space")
+    startup_trials: int = Field(4, ge=1, description="random trials before TPE models the space")
     pruner_startup: int = Field(2, ge=0, description="completed trials before the median pruner may stop one")
     precision: Precision = Field("fp32", description="trial precision; bf16 on a GPU (bf16 autocast is slower on CPU)")
     start_from_paper: bool = Field(True, description="enqueue table 8.4 as trial 0")

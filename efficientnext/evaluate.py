@@ -24,7 +24,7 @@ from efficientnext.config import ModelParams, Params
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import create_model
-from efficientnext.train import checkpoint
+from efficientnext.train.checkpoint import FormatError, ModelRecord, load_record
 from efficientnext.paths import PREPARED, RunPaths, split_csv
 from efficientnext.train.engine import predict
 from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
@@ -89,27 +89,28 @@ def predictions_table(rows: pd.DataFrame, probs: np.ndarray, classes: list[str])
     return pd.concat([table, pd.DataFrame(probs, columns=classes)], axis=1)
 
 
-def load_model(path: Path, device: Any) -> tuple[Any, dict[str, Any]]:
+def load_model(path: Path, device: Any) -> tuple[Any, ModelRecord]:
     """The best checkpoint's model (eval mode, on `device`) and its record."""
     if not path.is_file():
         raise UserError(f"{path} not found: run the train stage first (`dvc repro train`)")
-    record = checkpoint.load(path)
-    model = create_model(ModelParams(**record["model_config"]), len(record["classes"]))
-    model.load_state_dict(record["state_dict"])
+    try:
+        record = load_record(path)
+    except FormatError as exc:
+        raise UserError(f"{path}: {exc}; retrain (`dvc repro train`)") from exc
+    model = create_model(ModelParams(**record.model_config), len(record.classes))
+    model.load_state_dict(record.state_dict)
     return model.to(device).eval(), record
 
 
-def _predict_split(params: Params, runtime: Runtime, model: Any, record: dict[str, Any],
+def _predict_split(params: Params, runtime: Runtime, model: Any, record: ModelRecord,
                    split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rows, labels and class probabilities of one split, with the checkpoint's size and normalisation."""
     rows = read_rows(split_csv(split))
-    augment = params.augment.model_copy(update={"mean": tuple(record["normalisation"]["mean"]),
-                                                "std": tuple(record["normalisation"]["std"])})
-    dataset = PreparedImages(PREPARED, rows, record["classes"],
-                             build_transforms(augment, record["image_size"], train=False))
+    augment = params.augment.model_copy(update={"mean": record.mean, "std": record.std})
+    dataset = PreparedImages(PREPARED, rows, record.classes, build_transforms(augment, record.image_size, train=False))
     loader = make_loader(dataset, params.evaluate.batch_size, shuffle=False, workers=params.train.workers,
                          runtime=runtime)
-    logits, labels = predict(model, loader, runtime, len(record["classes"]))
+    logits, labels = predict(model, loader, runtime, len(record.classes))
     return rows, labels, softmax(logits)
 
 
@@ -117,7 +118,7 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     """The evaluate stage."""
     runtime = Runtime.create(params.train)
     model, record = load_model(out.best, runtime.device)
-    classes = record["classes"]
+    classes = record.classes
     if list(classes) != list(params.data.classes):
         raise UserError(f"{out.best} was trained on classes {classes}, params.yaml has {params.data.classes}; "
                         "retrain (`dvc repro train`)")

@@ -103,3 +103,15 @@ def test_check_names_a_missing_folder_source(tmp_path, monkeypatch, capsys):
     assert code.value.code == 2
     assert capsys.readouterr().err.startswith("error: data.root = '/nowhere' is not a folder; point it at your images")
     assert not (tmp_path / "data").exists()
+
+
+def test_params_yaml_and_the_schema_cannot_drift():
+    """Every key of params.yaml equals the schema's default, except the searched keys: `sweep` in the file, and
+    table 8.4's value (efficientnext/paper.py, the one record of it) as the schema's placeholder."""
+    in_file = yaml.safe_load((ROOT / "params.yaml").read_text())
+    defaults = config.Params().dump()
+    for key in space.SEARCHED_KEYS:
+        group, leaf = key.split(".")
+        assert in_file[group].pop(leaf) == "sweep", key
+        assert defaults[group].pop(leaf) == paper.selected_configuration()[key], key
+    assert in_file == yaml.safe_load(yaml.safe_dump(defaults))

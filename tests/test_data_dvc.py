@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, dvc, write_params
+from conftest import dvc, write_params
 
 DATA_STAGES = ["generate", "validate", "split", "prepare", "subset"]
 

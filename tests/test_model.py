@@ -12,9 +12,9 @@ from timm.models._efficientnet_blocks import InvertedResidual
 from torch import nn
 
 import efficientnext  # noqa: F401  (registers the timm names)
-from efficientnext.config import B2_DERIVED_STAGES, ModelParams, field_choices
+from efficientnext.config import ModelParams, field_choices
 from efficientnext.models import create_model
-from efficientnext.models.efficientnext import EfficientNext
+from efficientnext.models.efficientnext import B2_DERIVED_STAGES, EfficientNext
 
 # Channels that 16 groups divide at width 1.0 for every expand ratio; a residual block in every stage.
 SMALL_STAGES = [(2, 16, 2, 4, 3), (1, 32, 2, 4, 3), (2, 48, 2, 4, 3), (1, 64, 2, 4, 3), (2, 64, 1, 4, 3)]

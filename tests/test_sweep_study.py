@@ -256,7 +256,7 @@ def test_study_name_is_the_prefix_and_a_digest_of_the_identity(tmp_path):
     assert record["constraints"] == [c.name for c in constraints.CONSTRAINTS] == ["evonorm_own_activation"]
     assert record["search"]["n_trials"] == 4 and record["search"]["fixed"] == {"image_size": 64, "batch_size": 32}
     assert not set(space.SEARCHED_KEYS) & set(record["trial_base"])
-    assert record["trial_base"]["model.stages"] == [list(row) for row in params.model.stages]
+    assert record["trial_base"]["model.stages"] == params.dump()["model"]["stages"]
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
     assert identity.study_name(params, record) == f"efficientnext-{digest}"
     assert re.fullmatch(r"efficientnext-[0-9a-f]{12}", name_of(params, tmp_path))

@@ -1,5 +1,5 @@
 """The training engine on a tiny in-memory problem: determinism, non-finite losses, checkpoints,
-resume (in-process and after a real kill -9), the transfer schedule and two-process gloo DDP.
+resume (in-process and after a real kill -9), hooks, the transfer schedule and two-process gloo DDP.
 
 Run as a script (`python tests/test_train_engine.py OUT_DIR EPOCHS [--slow]`, also under torchrun) it
 trains the tiny problem into OUT_DIR and writes OUT_DIR/result-<rank>.json; the subprocess tests use that.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import torch
 from dvclive import Live
@@ -25,7 +26,9 @@ from torch.utils.data import Dataset
 from efficientnext import config
 from efficientnext.config import UserError
 from efficientnext.train import checkpoint, distributed
-from efficientnext.train.engine import BEST, LAST, NonFiniteLossError, fit
+from efficientnext.train.checkpoint import BEST, LAST
+from efficientnext.train.engine import NonFiniteLossError, fit
+from efficientnext.train.hooks import CallbackHook, FitState, Hook, LiveHook
 from efficientnext.train.phases import plan_phases
 
 CLASSES = ["a", "b", "c"]
@@ -134,6 +137,10 @@ def test_checkpoints_load_with_weights_only(tmp_path: Path):
     assert {"optimizer", "schedule", "scaler", "rng", "progress", "signature", "best"} <= set(last)
     assert last["best"]["epoch"] == best["epoch"]
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+    record = checkpoint.load_record(tmp_path / BEST)  # the typed view evaluate reads
+    assert record.to_dict().keys() == best.keys() and record.epoch == best["epoch"] and record.classes == CLASSES
+    assert record.mean == tuple(params.augment.mean) and record.metrics == result.best_metrics
+    assert checkpoint.ResumeState.from_dict(last).to_dict().keys() == last.keys()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only errors")
@@ -162,16 +169,24 @@ def stop_after(epoch: int):
     return callback
 
 
+def prune_at(epoch: int):
+    def callback(done: int, metrics: dict) -> None:
+        assert set(metrics) >= {"loss", "accuracy", "macro_f1"}  # the validation metrics, unprefixed
+        if done == epoch:
+            raise optuna.TrialPruned(f"pruned after epoch {done}")
+    return callback
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path, monkeypatch, capsys, workers: int):
     monkeypatch.chdir(tmp_path)
     params = tiny_params(**{"train.workers": workers, "train.scheduler": "onecycle"})
     reference = run_tiny(params, tmp_path / "reference")
     with pytest.raises(Interrupt):
-        run_tiny(params, tmp_path / "run", live=Live("dvclive", save_dvc_exp=False, dvcyaml=False),
-                 epoch_callback=stop_after(1))
+        run_tiny(params, tmp_path / "run", hooks=[LiveHook(Live("dvclive", save_dvc_exp=False, dvcyaml=False)),
+                                                 CallbackHook(stop_after(1))])
     live = Live("dvclive", save_dvc_exp=False, dvcyaml=False)
-    resumed = run_tiny(params, tmp_path / "run", live=live)
+    resumed = run_tiny(params, tmp_path / "run", hooks=[LiveHook(live)])
     live.end()
     assert "resuming after epoch 1" in capsys.readouterr().out
     assert without_timing(resumed.history) == without_timing(reference.history)
@@ -180,10 +195,47 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path, monkeyp
     assert curve[0:2] == ["step", "macro_f1"] and [int(s) for s in curve[2::2]] == [1, 2, 3]  # one continuous curve
 
 
-def test_changed_configuration_starts_fresh(tmp_path: Path, capsys):
-    run_tiny(tiny_params(), tmp_path, epoch_callback=None)
-    run_tiny(tiny_params(**{"train.lr_head": 0.01}), tmp_path)
+def test_changed_configuration_or_finished_run_starts_fresh(tmp_path: Path, capsys):
+    params = tiny_params(**{"train.epochs": 1})
+    run_tiny(params, tmp_path)
+    run_tiny(params, tmp_path)
+    assert f"{tmp_path / LAST}: not resuming, it is a finished run; starting fresh" in capsys.readouterr().out
+    run_tiny(tiny_params(**{"train.epochs": 1, "train.lr_head": 0.01}), tmp_path)
     assert "not resuming, its configuration or data differ" in capsys.readouterr().out
+
+
+class Recorder(Hook):
+    """Notes the history a run starts from and every record it is handed."""
+
+    def __init__(self):
+        self.started_with: list[int] | None = None
+        self.records: list[dict] = []
+
+    def on_fit_start(self, state: FitState) -> None:
+        self.started_with = [r["epoch"] for r in state.progress.history]
+
+    def on_epoch_end(self, record: dict, state: FitState) -> None:
+        assert state.progress.history[-1] is record and state.progress.epoch == record["epoch"]
+        self.records.append(record)
+
+
+def test_hook_sees_every_epoch_record_in_order():
+    recorder = Recorder()
+    result = run_tiny(tiny_params(), hooks=[recorder])
+    assert recorder.started_with == [] and [r["epoch"] for r in recorder.records] == [1, 2, 3]
+    assert recorder.records == result.history
+
+
+def test_raising_hook_stops_fit_and_the_run_resumes_after_it(tmp_path: Path):
+    params = tiny_params()
+    first = Recorder()
+    with pytest.raises(optuna.TrialPruned):  # what the sweep's pruning callback raises propagates
+        run_tiny(params, tmp_path, hooks=[CallbackHook(prune_at(2)), first])
+    assert [r["epoch"] for r in first.records] == [1]  # neither later hooks nor later epochs ran
+    assert checkpoint.load(tmp_path / LAST)["epoch"] == 2  # the built-in checkpoint hook runs first
+    second = Recorder()
+    run_tiny(params, tmp_path, hooks=[second])
+    assert second.started_with == [1, 2] and [r["epoch"] for r in second.records] == [3]
 
 
 def test_transfer_schedule_switches_phase_on_one_curve(tmp_path: Path):

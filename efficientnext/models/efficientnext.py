@@ -39,8 +39,8 @@ ends on (so it hands the next stage the same width B2 does):
     4                     5   208  2  6  5   6                /32
     5                     2   352  1  6  3   7                /32
 
-All 23 of B2's blocks survive. The table is data (params.yaml `model.stages`, default
-`efficientnext.config.B2_DERIVED_STAGES`); `kernel_size` and `expand_ratio`, when set, replace every
+All 23 of B2's blocks survive. The table is data, `B2_DERIVED_STAGES` below (params.yaml `model.stages`
+null), and params.yaml may give another; `kernel_size` and `expand_ratio`, when set, replace every
 row's k and e (the paper searches them globally); `width` scales the stem (32) and every stage's C with
 timm's `round_channels` (make_divisible by 8, or by lcm(8, gn_groups) with a grouped norm, so 16 groups
 fit: stage 1's 24 channels become 32 there). `final_channels` is the literal width of the 1×1
@@ -87,12 +87,16 @@ from timm.models._efficientnet_builder import (
 from torch import nn
 
 from efficientnext import paper
-from efficientnext.config import B2_DERIVED_STAGES, ModelParams
+from efficientnext.config import ModelParams, StageRow
 
 STEM_CHANNELS = 32  # B2's stem width (32 × 1.1 rounds back to 32)
 
+# (n, C, s, e, k) per stage: EfficientNet-B2's table with stride-1 stages merged (the derivation above).
+B2_DERIVED_STAGES: list[StageRow] = [(5, 24, 2, 6, 3), (3, 48, 2, 6, 5), (8, 120, 2, 6, 5), (5, 208, 2, 6, 5),
+                                     (2, 352, 1, 6, 3)]
+
 # The configuration selected by the paper's sweep (table 8.4), as `model` options.
-PAPER_OPTIONS: dict[str, Any] = {"stages": B2_DERIVED_STAGES, **{
+PAPER_OPTIONS: dict[str, Any] = {"stages": None, **{
     key.removeprefix("model."): value for key, value in paper.selected_configuration().items()
     if key.startswith("model.")}}
 
@@ -110,7 +114,7 @@ def stage_arch_def(cfg: ModelParams) -> list[list[str]]:
     """
     return [
         [f"ir_r{n}_k{cfg.kernel_size or k}_s{s}_e{cfg.expand_ratio or e}_c{channels}_se0.25"]
-        for n, channels, s, e, k in cfg.stages
+        for n, channels, s, e, k in cfg.stages or B2_DERIVED_STAGES
     ]
 
 

@@ -25,6 +25,7 @@ from efficientnext.sweep import constraints, space, storage
 from efficientnext.sweep.records import (FAIL_REASON_ATTR, OBJECTIVE, PINNED_ATTR, PRUNE_REASON_ATTR,
                                          REJECTED_ATTR, WORKER_ATTR)
 from efficientnext.train.engine import NonFiniteLossError, fit
+from efficientnext.train.hooks import CallbackHook
 
 
 # Errors that fail one trial and let the sweep go on: a diverged loss, a configuration too big for the GPU.
@@ -53,7 +54,7 @@ class SubsetTrainer:
                            classes, build_transforms(params.augment, params.train.image_size, train=part == "train"))
             for part in ("train", "val")
         ]
-        return fit(params, *sets, classes, epochs=epochs, epoch_callback=epoch_callback).best_metrics
+        return fit(params, *sets, classes, epochs=epochs, hooks=[CallbackHook(epoch_callback)]).best_metrics
 
 
 class Objective:

@@ -1,5 +1,6 @@
-"""The training engine: `fit` runs train-then-validate epochs, keeps the best checkpoint by validation
-macro-F1 and a resumable last checkpoint, logs DVCLive curves, and runs unchanged under torchrun (DDP).
+"""The training engine: `fit` runs train-then-validate epochs and runs unchanged under torchrun (DDP).
+Everything around the epochs is a hook (efficientnext.train.hooks): with `out_dir`, best.pt by validation
+macro-F1 and a resumable last.pt; the per-epoch console line; and the caller's (DVCLive, the sweep's pruning).
 
 Resuming: with `out_dir`, every epoch ends by writing `last.pt` (model, optimizer, schedule, scaler,
 every RNG state, history). A new `fit` with the same configuration continues after the last complete
@@ -9,8 +10,8 @@ epoch and, on CPU, finishes with exactly the metrics of an uninterrupted run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,40 @@ from tqdm import tqdm
 from efficientnext.config import Params, TrainParams
 from efficientnext.models import create_model
 from efficientnext.train import checkpoint, distributed
+from efficientnext.train.checkpoint import LAST, ResumeState
+from efficientnext.train.hooks import CheckpointHook, ConsoleHook, FitState, Hook
 from efficientnext.train.losses import build_loss, inverse_frequency_weights, mixup, one_hot
 from efficientnext.train.metrics import roc_auc_ovr, softmax, summary_scores
 from efficientnext.train.optim import LRSchedule, build_optimizer
 from efficientnext.train.phases import Phase, enter_phase, plan_phases
 from efficientnext.train.runtime import Runtime, make_loader, seed_everything
 
-LAST, BEST = "last.pt", "best.pt"
-CHECKPOINT_FORMAT = 1
-
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or inf; the message names the epoch and step."""
+
+
+@dataclass
+class EpochState:
+    """The progress of a run; `last.pt` carries it between sessions besides the model, optimizer and RNG."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+    train_images: int = 0
+
+    def add(self, record: dict[str, float], stats: dict[str, float], val: dict[str, float], seconds: float) -> None:
+        """Count a finished epoch; it is the new best when its validation macro-F1 improved."""
+        self.epoch = int(record["epoch"])
+        if not self.best_metrics or val["macro_f1"] > self.best_metrics["macro_f1"]:
+            self.best_epoch, self.best_metrics = self.epoch, val
+        self.history.append(record)
+        self.train_seconds += stats["seconds"]
+        self.train_images += stats["images"]
+        self.seconds += seconds
 
 
 @dataclass
@@ -46,24 +69,38 @@ class FitResult:
     seconds: float
     img_per_s: float
 
+    @classmethod
+    def of(cls, progress: EpochState) -> FitResult:
+        return cls(progress.best_epoch, progress.best_metrics, progress.history, progress.seconds,
+                   progress.train_images / max(progress.train_seconds, 1e-9))
+
 
 @dataclass
-class EpochState:
-    """What `last.pt` carries between sessions besides the model, optimizer and RNG."""
+class PhaseTools:
+    """What one training phase steps: the (wrapped) model, optimizer, schedule and loss scaler."""
 
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    train_seconds: float = 0.0
-    train_images: int = 0
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler
 
 
-def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                    schedule: LRSchedule, scaler: torch.amp.GradScaler, runtime: Runtime, train: TrainParams,
-                    num_classes: int, epoch: int, total_epochs: int) -> dict[str, float]:
-    """One pass over the training loader; returns mean loss, accuracy, images and seconds (all ranks)."""
+@dataclass(frozen=True)
+class TrainSetup:
+    """What every epoch of a run shares: where it computes, the train params, the loss and the class count."""
+
+    runtime: Runtime
+    train: TrainParams
+    criterion: nn.Module
+    num_classes: int
+
+
+def train_one_epoch(tools: PhaseTools, loader: DataLoader, setup: TrainSetup, epoch: int,
+                    total_epochs: int) -> dict[str, float]:
+    """One pass over the training loader; returns mean loss, accuracy, images and seconds (all ranks).
+    `epoch` of `total_epochs` labels the progress bar and a non-finite loss."""
+    model, optimizer, scaler = tools.model, tools.optimizer, tools.scaler
+    runtime, train = setup.runtime, setup.train
     model.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     loss_sum, correct, seen = 0.0, 0, 0
@@ -72,12 +109,12 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module, 
                disable=None if runtime.ctx.is_main else True)
     for step, (images, labels) in enumerate(bar, start=1):
         images, labels = runtime.images(images), labels.to(runtime.device, non_blocking=True)
-        targets = one_hot(labels, num_classes)  # unsmoothed: the loss smooths and weights by class itself
+        targets = one_hot(labels, setup.num_classes)  # unsmoothed: the loss smooths and weights by class itself
         if train.mixup_alpha > 0:
             images, targets = mixup(images, targets, train.mixup_alpha)
         with runtime.autocast():
             logits = model(images)
-        loss = criterion(logits.float(), targets)
+        loss = setup.criterion(logits.float(), targets)
         local_loss = loss.item()
         # Under DDP every rank checks the summed loss, so all stop together instead of hanging.
         checked = distributed.sum_across(runtime.ctx, [local_loss], runtime.device)[0]
@@ -91,7 +128,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, criterion: nn.Module, 
             nn.utils.clip_grad_norm_(params, train.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        schedule.after_batch()
+        tools.schedule.after_batch()
         loss_sum += local_loss * labels.shape[0]
         correct += int((logits.argmax(1) == labels).sum())
         seen += labels.shape[0]
@@ -121,12 +158,12 @@ def predict(model: nn.Module, loader: DataLoader, runtime: Runtime,
     return logits_np[ranked], labels_np[ranked]
 
 
-def validate(model: nn.Module, loader: DataLoader, criterion: nn.Module, runtime: Runtime,
-             train: TrainParams, num_classes: int) -> dict[str, float]:
+def evaluate_epoch(model: nn.Module, loader: DataLoader, setup: TrainSetup) -> dict[str, float]:
     """Loss (the training objective, no mixup) and summary scores over the whole validation set."""
+    runtime, num_classes = setup.runtime, setup.num_classes
     logits, labels = predict(model, loader, runtime, num_classes)
     labels_t = torch.from_numpy(labels).to(runtime.device)
-    loss = float(criterion(torch.from_numpy(logits).to(runtime.device), one_hot(labels_t, num_classes)))
+    loss = float(setup.criterion(torch.from_numpy(logits).to(runtime.device), one_hot(labels_t, num_classes)))
     probs = softmax(logits)
     return {"loss": loss, **summary_scores(labels, probs.argmax(1), num_classes),
             "roc_auc_ovr": roc_auc_ovr(labels, probs, num_classes)}
@@ -144,60 +181,8 @@ def run_signature(params: Params, classes: list[str], total_epochs: int, train_s
     })
 
 
-def _resumable(path: Path | None, signature: str, total_epochs: int, ctx: distributed.Context) -> dict | None:
-    """The checkpoint to resume, or None (with the reason printed) to start fresh."""
-    if path is None or not path.is_file():
-        return None
-    state = checkpoint.load(path)
-    reason = None
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("signature") != signature:
-        reason = "its configuration or data differ from this run's"
-    elif state["epoch"] >= total_epochs:
-        reason = "it is a finished run"
-    if ctx.is_main:
-        outcome = f"not resuming, {reason}; starting fresh" if reason else f"resuming after epoch {state['epoch']}"
-        print(f"{path}: {outcome}", flush=True)
-    return None if reason else state
-
-
-def _model_record(params: Params, classes: list[str], model: nn.Module, epoch: int,
-                  metrics: dict[str, float]) -> dict[str, Any]:
-    """The part of a checkpoint that evaluation and inference need (weights copied: training goes on)."""
-    return {
-        "format": CHECKPOINT_FORMAT, "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "model_config": params.model.model_dump(mode="json"), "train_config": params.train.model_dump(mode="json"),
-        "classes": list(classes), "image_size": params.train.image_size,
-        "normalisation": {"mean": list(params.augment.mean), "std": list(params.augment.std)},
-        "epoch": epoch, "metrics": metrics,
-    }
-
-
-def _log_epoch(live: Any, record: dict[str, float]) -> None:
-    live.step = int(record["epoch"])
-    for name, value in record.items():
-        if name != "epoch" and value is not None:  # ROC-AUC is undefined when a class is absent
-            live.log_metric(name, value)
-    live.next_step()
-
-
-def _epoch_line(record: dict[str, float], total: int, phase: Phase, multi_phase: bool, best: bool) -> str:
-    tag = f" [{phase.name}]" if multi_phase else ""
-    return (f"epoch {int(record['epoch'])}/{total}{tag}  train loss {record['train/loss']:.4f} "
-            f"acc {record['train/accuracy']:.3f}  val loss {record['val/loss']:.4f} acc {record['val/accuracy']:.3f} "
-            f"macro-F1 {record['val/macro_f1']:.3f}  {record['train/img_per_s']:.0f} img/s{'  *best' if best else ''}")
-
-
-@dataclass
-class PhaseTools:
-    """What one training phase steps: the (wrapped) model, optimizer, schedule and loss scaler."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: LRSchedule
-    scaler: torch.amp.GradScaler
-
-
-def start_phase(raw_model: nn.Module, phase: Phase, params: Params, runtime: Runtime, steps_per_epoch: int) -> PhaseTools:
+def start_phase(raw_model: nn.Module, phase: Phase, params: Params, runtime: Runtime,
+                steps_per_epoch: int) -> PhaseTools:
     """Freeze/unfreeze for the phase, wrap for DDP and torch.compile, and build a fresh optimizer and schedule."""
     train = params.train
     enter_phase(raw_model, phase, params.model)
@@ -212,14 +197,14 @@ def start_phase(raw_model: nn.Module, phase: Phase, params: Params, runtime: Run
                       torch.amp.GradScaler(runtime.device.type, enabled=train.precision == "fp16"))
 
 
-def restore(tools: PhaseTools, resumed: dict[str, Any], phase: Phase, state: EpochState,
+def restore(tools: PhaseTools, resumed: ResumeState, phase: Phase, progress: EpochState,
             generator: torch.Generator, ctx: distributed.Context) -> None:
     """Continue a checkpoint: optimizer state only within its phase; RNG states always (per rank when saved)."""
-    if resumed["phase"] == phase.name and state.epoch > phase.start:
-        tools.optimizer.load_state_dict(resumed["optimizer"])
-        tools.schedule.load_state_dict(resumed["schedule"])
-        tools.scaler.load_state_dict(resumed["scaler"])
-    rng = resumed["rng"]
+    if resumed.phase == phase.name and progress.epoch > phase.start:
+        tools.optimizer.load_state_dict(resumed.optimizer)
+        tools.schedule.load_state_dict(resumed.schedule)
+        tools.scaler.load_state_dict(resumed.scaler)
+    rng = resumed.rng
     checkpoint.restore_rng_state(rng[ctx.rank] if ctx.rank < len(rng) else rng[0], generator)
 
 
@@ -235,92 +220,72 @@ def epoch_record(epoch: int, stats: dict[str, float], val: dict[str, float], opt
     return record
 
 
-def save_checkpoints(out: Path, model_record: dict[str, Any], best_record: dict[str, Any], improved: bool,
-                     resume_state: dict[str, Any]) -> None:
-    """best.pt when it improved, then last.pt, which also carries the best record: a resumed run rewrites
-    best.pt from it (DVC deletes non-persistent outputs before re-running a stage)."""
-    if improved:  # best before last: a crash between the two re-runs this epoch and never loses a best
-        checkpoint.save(out / BEST, best_record)
-    checkpoint.save(out / LAST, {**model_record, **resume_state, "best": best_record})
+def run_epoch(state: FitState, setup: TrainSetup, train_loader: DataLoader, val_loader: DataLoader,
+              epoch: int) -> dict[str, float]:
+    """Train and validate one epoch of `state.phase`, step the epoch schedule, count it in `state.progress`;
+    returns its record."""
+    tools = state.tools
+    if isinstance(train_loader.sampler, DistributedSampler):
+        train_loader.sampler.set_epoch(epoch)
+    start = time.perf_counter()
+    stats = train_one_epoch(tools, train_loader, setup, epoch, state.total_epochs)
+    val = evaluate_epoch(tools.model, val_loader, setup)
+    tools.schedule.after_epoch(val["macro_f1"])
+    record = epoch_record(epoch, stats, val, tools.optimizer, state.phase if len(state.phases) > 1 else None)
+    state.progress.add(record, stats, val, time.perf_counter() - start)
+    return record
 
 
 def fit(params: Params, train_set: Dataset, val_set: Dataset, classes: list[str], *,
-        out_dir: str | Path | None = None, epochs: int | None = None,
-        epoch_callback: Callable[[int, dict[str, float]], None] | None = None, live: Any = None,
+        out_dir: str | Path | None = None, hooks: Sequence[Hook] = (), epochs: int | None = None,
         build_model: Callable[[], nn.Module] | None = None, resume_key: dict[str, Any] | None = None) -> FitResult:
     """Train on `train_set`, validate on `val_set` each epoch; see the module docstring.
 
-    `epochs` overrides train.epochs (the sweep's short trials); `build_model` replaces
-    `create_model(params.model, len(classes))` (tests); `live` is a dvclive.Live (rank 0 only).
+    `out_dir` holds best.pt and last.pt and is where a run resumes from (None: no checkpoints). `hooks`
+    run after the built-in CheckpointHook (with out_dir) and ConsoleHook, e.g. LiveHook(live) or the
+    sweep's CallbackHook(report). `epochs` overrides train.epochs (the sweep's short trials); `build_model`
+    replaces `create_model(params.model, len(classes))` (tests); `resume_key` joins what must match to
+    resume (e.g. split-file hashes).
     """
-    train, num_classes = params.train, len(classes)
+    train = params.train
     runtime = Runtime.create(train)
     ctx = runtime.ctx
     # A seed per rank: each draws its own dropout, drop-path and mixup (DDP's wrap broadcasts rank 0's weights).
     seed_everything(train.seed + ctx.rank, train.deterministic, runtime.device)
-    raw_model = build_model() if build_model else create_model(params.model, num_classes)
-    raw_model.to(runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
+    model = build_model() if build_model else create_model(params.model, len(classes))
+    model.to(runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
     phases = plan_phases(params.model, train, epochs)
-    total = phases[-1].end
-
-    weight = inverse_frequency_weights(train_set.targets, num_classes)  # build_loss decides whether it applies
-    criterion = build_loss(train, weight).to(runtime.device)
+    weight = inverse_frequency_weights(train_set.targets, len(classes))  # build_loss decides whether it applies
+    setup = TrainSetup(runtime, train, build_loss(train, weight).to(runtime.device), len(classes))
     generator = torch.Generator().manual_seed(train.seed + ctx.rank)
     train_loader = make_loader(train_set, train.batch_size, shuffle=True, workers=train.workers,
                                runtime=runtime, generator=generator, seed=train.seed)
     val_loader = make_loader(val_set, train.batch_size, shuffle=False, workers=train.workers, runtime=runtime)
 
     out = Path(out_dir) if out_dir is not None else None
-    signature = run_signature(params, classes, total, train_set, val_set, resume_key)
-    resumed = _resumable(out / LAST if out else None, signature, total, ctx)
-    state, best_record = EpochState(), None
+    signature = run_signature(params, classes, phases[-1].end, train_set, val_set, resume_key)
+    resumed = checkpoint.resumable(out / LAST, signature, phases[-1].end, announce=ctx.is_main) if out else None
+    state = FitState(params, list(classes), ctx, phases, model,
+                     EpochState(**resumed.progress) if resumed else EpochState(), resumed)
     if resumed:
-        raw_model.load_state_dict(resumed["state_dict"])
-        state, best_record = EpochState(**resumed["progress"]), resumed["best"]
-        if ctx.is_main:
-            checkpoint.save(out / BEST, best_record)
-    if live is not None:
-        for record in state.history:  # one continuous curve across interruptions
-            _log_epoch(live, record)
+        model.load_state_dict(resumed.model.state_dict)
+    hooks = [hook for hook in [*([CheckpointHook(out, signature)] if out else []), ConsoleHook(), *hooks]
+             if ctx.is_main or not hook.rank_zero_only]
+    for hook in hooks:
+        hook.on_fit_start(state)
 
     for phase in phases:
-        if phase.end <= state.epoch:
+        if phase.end <= state.progress.epoch:
             continue
-        tools = start_phase(raw_model, phase, params, runtime, len(train_loader))
+        state.phase, state.tools = phase, start_phase(model, phase, params, runtime, len(train_loader))
         if resumed:
-            restore(tools, resumed, phase, state, generator, ctx)
+            restore(state.tools, resumed, phase, state.progress, generator, ctx)
             resumed = None
-        for epoch in range(max(phase.start, state.epoch) + 1, phase.end + 1):
-            if isinstance(train_loader.sampler, DistributedSampler):
-                train_loader.sampler.set_epoch(epoch)
-            epoch_start = time.perf_counter()
-            stats = train_one_epoch(tools.model, train_loader, criterion, tools.optimizer, tools.schedule,
-                                    tools.scaler, runtime, train, num_classes, epoch, total)
-            val = validate(tools.model, val_loader, criterion, runtime, train, num_classes)
-            tools.schedule.after_epoch(val["macro_f1"])
-            record = epoch_record(epoch, stats, val, tools.optimizer, phase if len(phases) > 1 else None)
-            improved = not state.best_metrics or val["macro_f1"] > state.best_metrics["macro_f1"]
-            if improved:
-                state.best_epoch, state.best_metrics = epoch, val
-            state.epoch = epoch
-            state.history.append(record)
-            state.train_seconds += stats["seconds"]
-            state.train_images += stats["images"]
-            state.seconds += time.perf_counter() - epoch_start
-            rng_states = distributed.gather_objects(ctx, checkpoint.rng_state(generator))
-            if out is not None and ctx.is_main:
-                model_record = _model_record(params, classes, raw_model, epoch, val)
-                best_record = model_record if improved else best_record
-                save_checkpoints(out, model_record, best_record, improved, {
-                    "signature": signature, "phase": phase.name, "optimizer": tools.optimizer.state_dict(),
-                    "schedule": tools.schedule.state_dict(), "scaler": tools.scaler.state_dict(),
-                    "rng": rng_states, "progress": asdict(state)})
-            if live is not None:
-                _log_epoch(live, record)
-            if ctx.is_main:
-                print(_epoch_line(record, total, phase, len(phases) > 1, improved), flush=True)
-            if epoch_callback is not None:
-                epoch_callback(epoch, val)
+        for epoch in range(max(phase.start, state.progress.epoch) + 1, phase.end + 1):
+            record = run_epoch(state, setup, train_loader, val_loader, epoch)
+            # Every rank's RNG states, for last.pt: a collective, so gathered here on all ranks, not in a hook.
+            state.rng_states = distributed.gather_objects(ctx, checkpoint.rng_state(generator))
+            for hook in hooks:
+                hook.on_epoch_end(record, state)
     distributed.barrier(ctx)
-    return FitResult(state.best_epoch, state.best_metrics, state.history, state.seconds,
-                     state.train_images / max(state.train_seconds, 1e-9))
+    return FitResult.of(state.progress)

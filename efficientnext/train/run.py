@@ -30,6 +30,7 @@ from efficientnext.sweep import space
 from efficientnext.sweep.identity import file_digest
 from efficientnext.train import distributed
 from efficientnext.train.engine import FitResult, fit
+from efficientnext.train.hooks import LiveHook
 from efficientnext.train.phases import plan_phases
 
 
@@ -96,7 +97,8 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     if live is not None:
         live.log_params(trained_configuration(params, sources))
     try:
-        result = fit(params, train_set, val_set, classes, out_dir=out.checkpoints, live=live, resume_key=resume_key)
+        result = fit(params, train_set, val_set, classes, out_dir=out.checkpoints,
+                     hooks=[LiveHook(live)] if live is not None else [], resume_key=resume_key)
     finally:
         if live is not None:
             live.end()
