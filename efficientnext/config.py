@@ -6,7 +6,7 @@ and what is allowed, e.g.
 ``params.yaml: model.attention = 'foo' is not one of se, eca, cbam, none``; a value given with
 `-S KEY=VALUE` is named as `-S KEY`, a YAML syntax error carries its line, an unknown key the closest one.
 
-Precedence of the searched keys (the rows of the search space, `efficientnext.sweep.space`): each holds
+Precedence of the searched keys (the rows of the search space, `efficientnext.search_space`): each holds
 either a value, which is what trains, or `sweep`, which takes the sweep's choice from sweep/best.yaml
 (or table 8.4 with `train.choices_from: paper`). So `dvc exp run -S model.attention=se` trains SE on top
 of the selected configuration, and `dvc exp show` shows what trained. `Params.from_sweep` names the
@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from efficientnext import paper
-from efficientnext.sweep import space as search_space
+from efficientnext import search_space
 
 PAPER_CLASSES = ["drawings", "hentai", "neutral", "porn", "sexy"]
 SWEEP_CHOICE = "sweep"  # the value of a searched key that takes the sweep's choice (sweep/best.yaml)

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT
 from efficientnext import config, paper
 from efficientnext.stage import stage_main
-from efficientnext.sweep import space
+from efficientnext import search_space
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -59,7 +59,7 @@ def test_sweep_marker_only_on_searched_keys():
 
 def test_params_yaml_leaves_every_searched_key_to_the_sweep():
     params = config.load(ROOT / "params.yaml")
-    assert params.from_sweep == frozenset(space.SEARCHED_KEYS)
+    assert params.from_sweep == frozenset(search_space.SEARCHED_KEYS)
     assert params.dump()["model"]["attention"] == "sweep"  # round-trips through dump
     assert params.model.attention == paper.TABLE_8_4["model.attention"]  # a valid placeholder until filled
 
@@ -110,7 +110,7 @@ def test_params_yaml_and_the_schema_cannot_drift():
     table 8.4's value (efficientnext/paper.py, the one record of it) as the schema's placeholder."""
     in_file = yaml.safe_load((ROOT / "params.yaml").read_text())
     defaults = config.Params().dump()
-    for key in space.SEARCHED_KEYS:
+    for key in search_space.SEARCHED_KEYS:
         group, leaf = key.split(".")
         assert in_file[group].pop(leaf) == "sweep", key
         assert defaults[group].pop(leaf) == paper.selected_configuration()[key], key

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import dvc, write_params
-from efficientnext.sweep import space
+from efficientnext import search_space
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_sweep_and_select_stages(tiny_repo):
     assert json.loads((tiny_repo / "sweep/importances.json").read_text())["evaluator"] == "fanova"
 
     best = yaml.safe_load((tiny_repo / "sweep/best.yaml").read_text())
-    assert list(best["params"]) == [row.key for row in space.PAPER_SPACE]
+    assert list(best["params"]) == [row.key for row in search_space.PAPER_SPACE]
     assert json.loads((tiny_repo / "sweep/study.json").read_text())["study_name"].startswith("efficientnext-")
     assert best["value"] == pytest.approx(complete["macro_f1"].max())
 
@@ -48,7 +48,7 @@ def test_sweep_stage_params_are_exactly_the_keys_a_trial_reads():
     from conftest import ROOT
     from efficientnext.config import ModelParams, TrainParams
 
-    searched = {row.key for row in space.PAPER_SPACE}  # a trial sets every row, inactive ones from table 8.4
+    searched = {row.key for row in search_space.PAPER_SPACE}  # a trial sets every row, inactive ones from table 8.4
     final_training_only = {"train.epochs", "train.choices_from", "train.precision"}  # the sweep sets its own
     read = {"data.classes", "augment", "sweep"}
     read |= {f"model.{k}" for k in ModelParams.model_fields} - searched

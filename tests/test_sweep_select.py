@@ -16,7 +16,8 @@ from sweep_fakes import calls, fake_factory
 
 from efficientnext import config, paper
 from efficientnext.config import UserError
-from efficientnext.sweep import identity, select, space, storage, study
+from efficientnext import search_space
+from efficientnext.sweep import identity, select, storage, study
 from efficientnext.train import run as train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +95,7 @@ def test_best_record_holds_every_row_with_table_8_4_for_the_inactive_ones():
     record = select.best_record(s.get_trials()[0], "macro_f1")
     assert list(record) == ["trial", "metric", "value", "params"]
     assert (record["trial"], record["metric"], record["value"]) == (0, "macro_f1", 0.8)
-    assert list(record["params"]) == [row.key for row in space.PAPER_SPACE]
+    assert list(record["params"]) == [row.key for row in search_space.PAPER_SPACE]
     assert record["params"] == {**paper.selected_configuration(), **PINNED, "model.attention": "eca",
                                 "model.head_layers": 1, "train.lr_head": 1e-3, "train.optimizer": "sgd"}
     assert record["params"]["model.hidden2"] == 512 and record["params"]["train.focal_gamma"] == 2.0
@@ -232,7 +233,7 @@ def test_with_choices_fills_exactly_the_keys_left_to_the_sweep(tmp_path):
     params = params_for()
     trained = config.with_choices(params, best["params"], source="sweep/best.yaml")
     assert trained.from_sweep == frozenset()
-    for key in space.SEARCHED_KEYS:
+    for key in search_space.SEARCHED_KEYS:
         assert trained.value(key) == best["params"][key], key
     assert (trained.model.attention, trained.model.head_layers, trained.model.hidden2) == ("cbam", 2, 256)
     assert trained.train.image_size == 64 and trained.train.batch_size == 32 and trained.train.seed == 42
@@ -250,8 +251,8 @@ def test_chosen_params_takes_best_yaml(tmp_path, capsys):
     chosen, sources = train_run.chosen_params(params_for(), best_yaml)
     assert (chosen.model.attention, chosen.train.lr_head, chosen.train.image_size) == ("cbam", 5e-4, 64)
     assert chosen.model.kernel_size == 7 and chosen.train.optimizer == "rmsprop"  # table 8.4's, via best.yaml
-    assert sources == {key: "sweep" for key in space.SEARCHED_KEYS}
-    assert capsys.readouterr().out.splitlines() == [(f"train: {len(space.SEARCHED_KEYS)} searched keys from "
+    assert sources == {key: "sweep" for key in search_space.SEARCHED_KEYS}
+    assert capsys.readouterr().out.splitlines() == [(f"train: {len(search_space.SEARCHED_KEYS)} searched keys from "
                                                     f"{best_yaml} (trial 0)")]
 
 
@@ -263,10 +264,10 @@ def test_a_key_params_yaml_sets_wins_over_best_yaml_and_is_named(tmp_path, capsy
     assert chosen.model.attention == "se" and chosen.model.kernel_size == 7
     assert chosen.model.hidden1 == 512 and chosen.train.image_size == 64  # the rest from best.yaml
     assert sources == {key: "params" if key in ("model.attention", "model.kernel_size") else "sweep"
-                       for key in space.SEARCHED_KEYS}
+                       for key in search_space.SEARCHED_KEYS}
     # one line; kernel_size equals best.yaml's 7, so only attention overrides the sweep's choice
     assert capsys.readouterr().out.splitlines() == [
-        (f"train: {len(space.SEARCHED_KEYS) - 2} searched keys from {best_yaml} (trial 0); "
+        (f"train: {len(search_space.SEARCHED_KEYS) - 2} searched keys from {best_yaml} (trial 0); "
         "params.yaml overrides model.attention=se (sweep: cbam)")]
 
 
@@ -274,5 +275,5 @@ def test_training_without_best_yaml_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError) as err:
         train_run.chosen_params(params_for(), tmp_path / "sweep/best.yaml")
     assert str(err.value) == (f"{tmp_path / 'sweep/best.yaml'} not found, and params.yaml leaves "
-                              f"{len(space.SEARCHED_KEYS)} keys to the sweep: run it (`dvc repro select`), "
+                              f"{len(search_space.SEARCHED_KEYS)} keys to the sweep: run it (`dvc repro select`), "
                               "or set train.choices_from: paper to train table 8.4")

@@ -13,15 +13,16 @@ import pytest
 import torch
 
 from efficientnext import cli, config, models, paper
-from efficientnext.sweep import constraints, space
-from efficientnext.sweep.space import Choice, Fixed, Uniform
+from efficientnext import search_space
+from efficientnext.sweep import constraints
+from efficientnext.search_space import Choice, Fixed, Uniform
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOT_PARAMS = config.load(ROOT / "params.yaml")
 TWO_LAYERS = ("model.head_layers", (2,))
 FOCAL = ("train.loss", ("focal",))
 
-# §5.4 of the paper, written out independently of efficientnext/sweep/space.py: the paper's label, the
+# §5.4 of the paper, written out independently of efficientnext/sweep/search_space.py: the paper's label, the
 # params key, the values, the condition under which the row is sampled, and the paper's rationale.
 PAPER_TABLE = [
     ("Batch size", "train.batch_size", Choice((16, 32, 48)), None, "Throughput vs. stability trade-off"),
@@ -78,45 +79,45 @@ def _values(domain) -> tuple:
 
 
 def _domain(space_name: str, key: str):
-    return next(row.domain for row in space.rows(space_name) if row.key == key)
+    return next(row.domain for row in search_space.rows(space_name) if row.key == key)
 
 
 # --- the table ---
 
 def test_paper_space_is_the_papers_table_row_by_row():
-    assert [(r.label.casefold(), r.key, r.domain, r.when, r.rationale.casefold()) for r in space.PAPER_SPACE] == [
+    assert [(r.label.casefold(), r.key, r.domain, r.when, r.rationale.casefold()) for r in search_space.PAPER_SPACE] == [
         (label.casefold(), key, domain, when, why.casefold()) for label, key, domain, when, why in PAPER_TABLE]
-    for row, (_, _, domain, _, _) in zip(space.PAPER_SPACE, PAPER_TABLE):
+    for row, (_, _, domain, _, _) in zip(search_space.PAPER_SPACE, PAPER_TABLE):
         # the same Python types as the paper's values and the params keys (True is not 1, 1.0 is not 1)
         assert [type(v) for v in _values(row.domain)] == [type(v) for v in _values(domain)], row.key
         assert type(row.domain) is type(domain)
         assert row.origin == "paper"
-    assert space.rows("paper") == space.PAPER_SPACE
+    assert search_space.rows("paper") == search_space.PAPER_SPACE
 
 
 def test_extended_space_adds_exactly_cosine_restarts_to_the_scheduler_row():
-    extended = space.rows("extended")
+    extended = search_space.rows("extended")
     assert [row.key for row in extended] == ALL_KEYS
-    changed = [(old, new) for old, new in zip(space.PAPER_SPACE, extended) if old != new]
+    changed = [(old, new) for old, new in zip(search_space.PAPER_SPACE, extended) if old != new]
     assert len(changed) == 1
     [(old, new)] = changed
     assert new.key == "train.scheduler" and new.label == old.label and new.when is None
     assert new.domain == Choice(("onecycle", "cosine", "step", "plateau", "cosine_restarts"))
     assert new.origin.startswith("extension: ") and "8.4" in new.origin
-    assert space.SPACE_NAMES == ("paper", "extended")
+    assert search_space.SPACE_NAMES == ("paper", "extended")
     assert config.SweepParams().space == "extended"  # the default
 
 
 def test_searched_keys_are_every_row_but_the_fixed_seed():
-    assert space.SEARCHED_KEYS == tuple(key for key in ALL_KEYS if key != "train.seed")
+    assert search_space.SEARCHED_KEYS == tuple(key for key in ALL_KEYS if key != "train.seed")
     # params.yaml leaves every searched key to the sweep, and only those
-    assert ROOT_PARAMS.from_sweep == frozenset(space.SEARCHED_KEYS)
+    assert ROOT_PARAMS.from_sweep == frozenset(search_space.SEARCHED_KEYS)
     assert config.field_choices(config.ModelParams, "gn_groups") == (1, 8, 16)
 
 
-@pytest.mark.parametrize("space_name", space.SPACE_NAMES)
+@pytest.mark.parametrize("space_name", search_space.SPACE_NAMES)
 def test_every_value_of_the_space_is_a_valid_params_value(space_name):
-    for row in space.rows(space_name):
+    for row in search_space.rows(space_name):
         for value in _values(row.domain):
             trained = config.with_overrides(BASE, {row.key: value})
             assert trained.value(row.key) == value and type(trained.value(row.key)) is type(value), (row.key, value)
@@ -126,9 +127,9 @@ def test_table_8_4_and_the_unstated_rows_give_every_row_a_value_inside_the_exten
     assert set(paper.TABLE_8_4).isdisjoint(paper.UNSTATED)
     record = paper.selected_configuration()
     assert sorted(record) == sorted(ALL_KEYS)
-    for row in space.rows("extended"):
+    for row in search_space.rows("extended"):
         assert row.domain.contains(record[row.key]), row.key
-    outside_paper = [row.key for row in space.PAPER_SPACE if not row.domain.contains(record[row.key])]
+    outside_paper = [row.key for row in search_space.PAPER_SPACE if not row.domain.contains(record[row.key])]
     assert outside_paper == ["train.scheduler"]  # cosine_restarts: why the extended space exists
     assert constraints.violation(record) is None  # the paper's own choice is feasible
 
@@ -140,14 +141,14 @@ def _sampled(space_name: str, fixed: dict, n: int) -> list[tuple[optuna.Trial, d
     drawn = []
     for _ in range(n):
         trial = study.ask()
-        drawn.append((trial, space.suggest(trial, space_name, fixed)))
+        drawn.append((trial, search_space.suggest(trial, space_name, fixed)))
     return drawn
 
 
-@pytest.mark.parametrize("space_name", space.SPACE_NAMES)
+@pytest.mark.parametrize("space_name", search_space.SPACE_NAMES)
 def test_conditional_rows_are_sampled_only_when_active_and_values_stay_in_the_space(space_name):
     drawn = _sampled(space_name, {}, 120)
-    rows = space.rows_by_name(space_name)
+    rows = search_space.rows_by_name(space_name)
     for trial, overrides in drawn:
         assert list(overrides) == [key for key in ALL_KEYS if key in overrides]  # table order
         assert ("model.gn_groups" in overrides) == (overrides["model.norm"] == "groupnorm")
@@ -169,8 +170,8 @@ def test_fixed_rows_are_pinned_and_not_sampled():
     [(trial, overrides)] = _sampled("extended", {"image_size": 64, "batch_size": 32}, 1)
     assert overrides["train.image_size"] == 64 and overrides["train.batch_size"] == 32
     assert not {"train.image_size", "train.batch_size", "train.seed"} & set(trial.params)
-    assert space.pinned("extended", {"image_size": 64}) == {"train.seed": 42, "train.image_size": 64}
-    assert space.pinned("paper", {}) == {"train.seed": 42}
+    assert search_space.pinned("extended", {"image_size": 64}) == {"train.seed": 42, "train.image_size": 64}
+    assert search_space.pinned("paper", {}) == {"train.seed": 42}
 
 
 def test_pinning_a_parent_decides_its_conditional_rows():
@@ -182,7 +183,7 @@ def test_pinning_a_parent_decides_its_conditional_rows():
 
 def test_fixed_keys_must_be_rows_of_the_space():
     with pytest.raises(ValueError) as err:
-        space.pinned("extended", {"image_size": 64, "epochs": 3, "lr": 1})
+        search_space.pinned("extended", {"image_size": 64, "epochs": 3, "lr": 1})
     assert str(err.value) == f"epochs, lr not a row of the search space; rows: {', '.join(k.split('.')[1] for k in ALL_KEYS)}"
     with pytest.raises(config.ParamsError) as err:
         config.with_overrides(ROOT_PARAMS, {"sweep.fixed": {"image_size": 64, "epochs": 3}})
@@ -194,13 +195,13 @@ def test_fixed_keys_must_be_rows_of_the_space():
 
 def test_full_record_takes_the_defaults_for_rows_the_overrides_leave_out():
     defaults = paper.selected_configuration()
-    record = space.full_record({"model.head_layers": 1, "model.norm": "groupnorm1", "train.lr_head": 2e-4}, defaults)
+    record = search_space.full_record({"model.head_layers": 1, "model.norm": "groupnorm1", "train.lr_head": 2e-4}, defaults)
     assert list(record) == ALL_KEYS
     assert (record["model.head_layers"], record["model.norm"], record["train.lr_head"]) == (1, "groupnorm1", 2e-4)
     assert (record["model.hidden2"], record["model.gn_groups"], record["train.focal_gamma"]) == (512, 8, 2.0)
     assert record == {**defaults, "model.head_layers": 1, "model.norm": "groupnorm1", "train.lr_head": 2e-4}
     with pytest.raises(KeyError):
-        space.full_record({}, {key: 0 for key in ALL_KEYS if key != "model.width"})
+        search_space.full_record({}, {key: 0 for key in ALL_KEYS if key != "model.width"})
 
 
 # --- a full configuration as a trial to enqueue (table 8.4 as trial 0) ---
@@ -209,22 +210,22 @@ EXPECTED_8_4_POINT = {**paper.TABLE_8_4, "model.conv_bias": False, "train.mixup_
 
 
 def test_table_8_4_enqueues_as_is_in_the_extended_space():
-    point, left_out = space.enqueue_point(paper.selected_configuration(), "extended", {})
+    point, left_out = search_space.enqueue_point(paper.selected_configuration(), "extended", {})
     assert point == EXPECTED_8_4_POINT and left_out == {}
     assert list(point) == [key for key in ALL_KEYS if key in point]
 
 
 def test_pinned_rows_replace_table_8_4s_and_say_so():
-    point, left_out = space.enqueue_point(paper.selected_configuration(), "extended", {"image_size": 64, "batch_size": 32})
+    point, left_out = search_space.enqueue_point(paper.selected_configuration(), "extended", {"image_size": 64, "batch_size": 32})
     assert point == {k: v for k, v in EXPECTED_8_4_POINT.items() if k not in ("train.image_size", "train.batch_size")}
     assert left_out == {"train.batch_size": "48 pinned to 32 by sweep.fixed",
                         "train.image_size": "224 pinned to 64 by sweep.fixed"}
     # a pin equal to 8.4's value is not a change
-    assert space.enqueue_point(paper.selected_configuration(), "extended", {"image_size": 224})[1] == {}
+    assert search_space.enqueue_point(paper.selected_configuration(), "extended", {"image_size": 224})[1] == {}
 
 
 def test_the_paper_space_leaves_cosine_restarts_to_the_sampler():
-    point, left_out = space.enqueue_point(paper.selected_configuration(), "paper", {})
+    point, left_out = search_space.enqueue_point(paper.selected_configuration(), "paper", {})
     assert point == {k: v for k, v in EXPECTED_8_4_POINT.items() if k != "train.scheduler"}
     assert left_out == {"train.scheduler": "cosine_restarts is outside the paper space's "
                                            "{onecycle, cosine, step, plateau}: sampled"}
@@ -232,7 +233,7 @@ def test_the_paper_space_leaves_cosine_restarts_to_the_sampler():
 
 def test_a_pinned_parent_drops_the_rows_it_deactivates():
     record = {**paper.selected_configuration(), "train.loss": "focal"}
-    point, left_out = space.enqueue_point(record, "extended", {"head_layers": 1})
+    point, left_out = search_space.enqueue_point(record, "extended", {"head_layers": 1})
     assert "model.hidden2" not in point and "model.dropout_head2" not in point and "model.head_layers" not in point
     assert (point["train.focal_alpha"], point["train.focal_gamma"]) == (0.25, 2.0)  # active with focal
     assert left_out == {"model.head_layers": "2 pinned to 1 by sweep.fixed"}
@@ -240,7 +241,7 @@ def test_a_pinned_parent_drops_the_rows_it_deactivates():
 
 def test_a_value_of_the_wrong_type_is_outside_the_space():
     record = {**paper.selected_configuration(), "model.width": 1, "model.conv_bias": 0}
-    point, left_out = space.enqueue_point(record, "extended", {})
+    point, left_out = search_space.enqueue_point(record, "extended", {})
     assert "model.width" not in point and "model.conv_bias" not in point
     assert left_out == {"model.width": "1 is outside the extended space's {0.75, 1.0, 1.25}: sampled",
                         "model.conv_bias": "0 is outside the extended space's {false, true}: sampled"}
@@ -249,7 +250,7 @@ def test_a_value_of_the_wrong_type_is_outside_the_space():
 # --- printing: the README table and `efficientnext sweep space` ---
 
 def test_table_describes_every_row():
-    records = space.table("extended")
+    records = search_space.table("extended")
     assert [r["params key"] for r in records] == ALL_KEYS
     assert list(records[0]) == ["row", "params key", "values", "when", "origin", "rationale"]
     by_key = {r["params key"]: r for r in records}
@@ -266,17 +267,17 @@ def test_table_describes_every_row():
     assert by_key["model.dropout_head2"]["when"] == "model.head_layers is 2"
     assert by_key["train.scheduler"]["values"] == "{onecycle, cosine, step, plateau, cosine_restarts}"
     assert by_key["train.scheduler"]["origin"].startswith("extension: ")
-    assert {r["params key"]: r["values"] for r in space.table("paper")}["train.scheduler"] == \
+    assert {r["params key"]: r["values"] for r in search_space.table("paper")}["train.scheduler"] == \
         "{onecycle, cosine, step, plateau}"
-    assert [r["origin"] for r in space.table("paper")] == ["paper"] * len(ALL_KEYS)
+    assert [r["origin"] for r in search_space.table("paper")] == ["paper"] * len(ALL_KEYS)
 
 
-@pytest.mark.parametrize("space_name", space.SPACE_NAMES)
+@pytest.mark.parametrize("space_name", search_space.SPACE_NAMES)
 def test_markdown_table_lists_every_row(space_name):
-    lines = space.markdown_table(space_name).splitlines()
+    lines = search_space.markdown_table(space_name).splitlines()
     assert lines[:2] == ["| row | params key | values | when | origin | rationale |", "|---|---|---|---|---|---|"]
     assert lines[2:] == [f"| {r['row']} | `{r['params key']}` | {r['values']} | {r['when']} | {r['origin']} | "
-                         f"{r['rationale']} |" for r in space.table(space_name)]
+                         f"{r['rationale']} |" for r in search_space.table(space_name)]
     assert lines[2 + ALL_KEYS.index("model.gn_groups")] == (
         "| GN groups (LN-like) | `model.gn_groups` | {1, 8, 16} | model.norm is groupnorm | paper | "
         "LayerNorm-like via GroupNorm; stability under small batches |")
@@ -295,7 +296,7 @@ def test_cli_prints_the_active_space(capsys):
     assert "model.norm is groupnorm" in lines[2 + ALL_KEYS.index("model.gn_groups")]
 
     assert cli.main(["sweep", "space", "--params", params, "-S", "sweep.space=paper", "--markdown"]) == 0
-    assert capsys.readouterr().out == space.markdown_table("paper") + "\n"
+    assert capsys.readouterr().out == search_space.markdown_table("paper") + "\n"
     assert cli.main(["sweep", "space", "--params", params, "-S", "sweep.space=paper"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "sweep.space = paper" and "cosine_restarts" not in out
@@ -357,7 +358,7 @@ def test_violation_names_the_first_constraint_broken(monkeypatch):
 def test_every_single_value_of_the_space_is_feasible_somewhere():
     """No row value is rejected in every configuration: e.g. gelu and relu train without EvoNorm."""
     feasible_base = {**paper.selected_configuration(), "train.optimizer": "adamw", "model.activation": "silu"}
-    for row in space.rows("extended"):
+    for row in search_space.rows("extended"):
         for value in _values(row.domain):
             assert constraints.violation({**feasible_base, row.key: value}) is None, (row.key, value)
 
@@ -366,7 +367,7 @@ def test_random_draws_are_rejected_only_by_the_named_constraints():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     reasons = []
     for _ in range(200):
-        record = space.full_record(space.suggest(study.ask(), "extended", {}), paper.selected_configuration())
+        record = search_space.full_record(search_space.suggest(study.ask(), "extended", {}), paper.selected_configuration())
         found = constraints.violation(record)
         assert (found.split(":")[0] if found else None) == _expected_violation(record)
         if found is None:  # every feasible draw is a valid configuration

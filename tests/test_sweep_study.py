@@ -23,18 +23,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 from sweep_fakes import FakeTrainer, calls, f1_for, fake_factory, trained_value
 
-from efficientnext import config, paper
+from efficientnext import config, paper, search_space
 from efficientnext.config import UserError
-from efficientnext.sweep import (
-    constraints,
-    identity,
-    outputs,
-    records,
-    select,
-    space,
-    storage,
-    study,
-)
+from efficientnext.sweep import constraints, identity, outputs, records, select, storage, study
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = config.load(ROOT / "params.yaml")
@@ -103,7 +94,7 @@ def test_infeasible_trials_are_rejected_untrained_and_do_not_count(tmp_path, cap
     for number, name in names.items():
         trial = trials[number]
         assert trial.user_attrs[records.REJECTED_ATTR] == constraints.violation(
-            space.full_record({**trial.user_attrs["pinned"], **trial.params}, paper.selected_configuration()))
+            search_space.full_record({**trial.user_attrs["pinned"], **trial.params}, paper.selected_configuration()))
         assert trial.user_attrs["rejected"].startswith(f"{name}: ")
         assert records.PRUNE_REASON_ATTR not in trial.user_attrs
         assert trial.intermediate_values == {} and trial.value is None
@@ -252,10 +243,10 @@ def test_study_name_is_the_prefix_and_a_digest_of_the_identity(tmp_path):
     record = identity.identity(params, tmp_path)
     assert list(record) == ["data", "search", "space", "constraints", "trial_base"]
     assert record["data"] == {"data/subset.csv": None, "data/prepared/index.csv": None}
-    assert record["space"] == space.table("extended")
+    assert record["space"] == search_space.table("extended")
     assert record["constraints"] == [c.name for c in constraints.CONSTRAINTS] == ["evonorm_own_activation"]
     assert record["search"]["n_trials"] == 4 and record["search"]["fixed"] == {"image_size": 64, "batch_size": 32}
-    assert not set(space.SEARCHED_KEYS) & set(record["trial_base"])
+    assert not set(search_space.SEARCHED_KEYS) & set(record["trial_base"])
     assert record["trial_base"]["model.stages"] == params.dump()["model"]["stages"]
     digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
     assert identity.study_name(params, record) == f"efficientnext-{digest}"
@@ -470,10 +461,10 @@ def test_outputs(tmp_path):
 
     trials = pd.read_csv(tmp_path / "sweep/trials.csv")
     assert list(trials.columns) == ["number", "state", "macro_f1", "accuracy", "roc_auc_ovr", "duration_s", "reason",
-                                    "worker", *(row.key for row in space.PAPER_SPACE)]
+                                    "worker", *(row.key for row in search_space.PAPER_SPACE)]
     assert list(trials["number"]) == [0, 1, 2, 3, 4]
     assert list(trials["state"]) == ["REJECTED", "COMPLETE", "COMPLETE", "PRUNED", "FAIL"]
-    rejected = constraints.violation(space.full_record({**PINNED_DEFAULT, **by_number(load(params, tmp_path))[0].params},
+    rejected = constraints.violation(search_space.full_record({**PINNED_DEFAULT, **by_number(load(params, tmp_path))[0].params},
                                                        paper.selected_configuration()))
     assert rejected.startswith("evonorm_own_activation: model.norm=evonorms0 with model.activation=relu (§5.2 ")
     assert list(trials["reason"].fillna("")) == [rejected, "", "", "median pruner after epoch 1: macro_f1 0.2000",
@@ -497,7 +488,7 @@ def test_outputs(tmp_path):
 
     found = json.loads((tmp_path / "sweep/importances.json").read_text())
     assert (found["evaluator"], found["seed"], found["complete_trials"]) == ("fanova", 42, 2)
-    assert found["importances"] and set(found["importances"]) <= set(space.SEARCHED_KEYS)
+    assert found["importances"] and set(found["importances"]) <= set(search_space.SEARCHED_KEYS)
     assert sum(found["importances"].values()) == pytest.approx(1.0)
 
 

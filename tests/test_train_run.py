@@ -12,7 +12,7 @@ import yaml
 from conftest import ROOT, dvc, run
 from efficientnext import config, paper
 from efficientnext.config import UserError
-from efficientnext.sweep import space
+from efficientnext import search_space
 from efficientnext.train.run import chosen_params
 
 
@@ -28,7 +28,7 @@ def test_best_yaml_fills_the_keys_left_to_the_sweep(tmp_path: Path):
     chosen, sources = chosen_params(params, write_best(tmp_path, **{"model.attention": "cbam", "train.lr_head": 2e-4}))
     assert (chosen.model.attention, chosen.train.lr_head, chosen.train.image_size) == ("cbam", 2e-4, 64)
     assert chosen.train.epochs == params.train.epochs  # keys outside the space stay params.yaml's
-    assert set(sources.values()) == {"sweep"} and list(sources) == list(space.SEARCHED_KEYS)
+    assert set(sources.values()) == {"sweep"} and list(sources) == list(search_space.SEARCHED_KEYS)
 
 
 def test_a_key_the_user_sets_wins_and_is_named(tmp_path: Path, capsys):
@@ -44,7 +44,7 @@ def test_choices_from_paper_trains_table_8_4_with_pinned_rows(capsys):
     params = config.load(ROOT / "params.yaml", {"train.choices_from": "paper"})
     chosen, sources = chosen_params(params, Path("/nowhere/best.yaml"))
     expected = {**paper.selected_configuration(), "train.image_size": 64, "train.batch_size": 32}
-    assert {key: chosen.value(key) for key in space.SEARCHED_KEYS} == {key: expected[key] for key in space.SEARCHED_KEYS}
+    assert {key: chosen.value(key) for key in search_space.SEARCHED_KEYS} == {key: expected[key] for key in search_space.SEARCHED_KEYS}
     assert set(sources.values()) == {"paper"}
     assert capsys.readouterr().out == ("train: 28 searched keys from table 8.4 with train.batch_size=32, "
                                        "train.image_size=64 pinned by sweep.fixed\n")

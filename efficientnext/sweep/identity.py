@@ -16,7 +16,8 @@ from typing import Any
 
 from efficientnext import config
 from efficientnext.paths import PREPARED_INDEX, SUBSET_CSV
-from efficientnext.sweep import constraints, space
+from efficientnext import search_space
+from efficientnext.sweep import constraints
 
 # The search: every sweep key but where the study lives and how many processes work on it.
 SEARCH_KEYS = ("space", "n_trials", "timeout", "epochs", "pruner", "sampler_seed", "startup_trials",
@@ -39,7 +40,7 @@ def trial_base(params: config.Params) -> dict[str, Any]:
     """The keys a trial trains with that the search does not set."""
     raw = params.dump()
     base = {"data.classes": raw["data"]["classes"], "augment": raw["augment"]}
-    skipped = {row.key for row in space.PAPER_SPACE} | set(FINAL_TRAINING_ONLY)  # a trial sets every row
+    skipped = {row.key for row in search_space.PAPER_SPACE} | set(FINAL_TRAINING_ONLY)  # a trial sets every row
     for group in ("model", "train"):
         base.update({f"{group}.{key}": value for key, value in raw[group].items() if f"{group}.{key}" not in skipped})
     return base
@@ -50,7 +51,7 @@ def identity(params: config.Params, root: Path) -> dict[str, Any]:
     return {
         "data": data_digests(root),
         "search": {key: sweep[key] for key in SEARCH_KEYS},
-        "space": space.table(params.sweep.space),
+        "space": search_space.table(params.sweep.space),
         "constraints": [constraint.name for constraint in constraints.CONSTRAINTS],
         "trial_base": trial_base(params),
     }

@@ -21,7 +21,8 @@ from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import with_input_normalisation
 from efficientnext.paths import PREPARED, SUBSET_CSV
-from efficientnext.sweep import constraints, space, storage
+from efficientnext import search_space
+from efficientnext.sweep import constraints, storage
 from efficientnext.sweep.records import (FAIL_REASON_ATTR, OBJECTIVE, PINNED_ATTR, PRUNE_REASON_ATTR,
                                          REJECTED_ATTR, WORKER_ATTR)
 from efficientnext.train.engine import NonFiniteLossError, fit
@@ -65,9 +66,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, storage.worker_id())
         sweep = self.params.sweep
-        overrides = space.suggest(trial, sweep.space, sweep.fixed)
-        trial.set_user_attr(PINNED_ATTR, space.pinned(sweep.space, sweep.fixed))
-        record = space.full_record(overrides, paper.selected_configuration())
+        overrides = search_space.suggest(trial, sweep.space, sweep.fixed)
+        trial.set_user_attr(PINNED_ATTR, search_space.pinned(sweep.space, sweep.fixed))
+        record = search_space.full_record(overrides, paper.selected_configuration())
         reason = constraints.violation(record)
         if reason is not None:
             trial.set_user_attr(REJECTED_ATTR, reason)

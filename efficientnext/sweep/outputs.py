@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from efficientnext import artifacts
-from efficientnext.sweep import space
+from efficientnext import search_space
 from efficientnext.sweep.records import (FAIL_REASON_ATTR, METRICS, PINNED_ATTR, PRUNE_REASON_ATTR,
                                          REJECTED_ATTR, WORKER_ATTR)
 
@@ -31,9 +31,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "duration_s": duration,
             "reason": attrs.get(REJECTED_ATTR) or attrs.get(PRUNE_REASON_ATTR) or attrs.get(FAIL_REASON_ATTR),
             "worker": attrs.get(WORKER_ATTR),
-            **{row.key: values.get(row.key) for row in space.PAPER_SPACE},
+            **{row.key: values.get(row.key) for row in search_space.PAPER_SPACE},
         })
-    columns = ["number", "state", *METRICS, "duration_s", "reason", "worker", *(row.key for row in space.PAPER_SPACE)]
+    columns = ["number", "state", *METRICS, "duration_s", "reason", "worker", *(row.key for row in search_space.PAPER_SPACE)]
     return pd.DataFrame.from_records(records, columns=columns)
 
 

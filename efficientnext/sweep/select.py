@@ -22,7 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from efficientnext import artifacts, config, paper
 from efficientnext.paths import BEST_YAML, PREPARED_INDEX, STUDY_JSON, SUBSET_CSV
 from efficientnext.config import UserError
-from efficientnext.sweep import identity, space, storage
+from efficientnext import search_space
+from efficientnext.sweep import identity, storage
 from efficientnext.sweep.records import PINNED_ATTR
 
 RERUN_HINT = "raise sweep.n_trials or change the space in params.yaml (a new study), then `dvc repro select`"
@@ -49,7 +50,7 @@ def best_record(trial: FrozenTrial, metric: str) -> dict[str, Any]:
     """best.yaml's content for `trial` (see the module docstring)."""
     overrides = {**trial.user_attrs[PINNED_ATTR], **trial.params}
     return {"trial": trial.number, "metric": metric, "value": float(trial.user_attrs[metric]),
-            "params": space.full_record(overrides, paper.selected_configuration())}
+            "params": search_space.full_record(overrides, paper.selected_configuration())}
 
 
 def swept_study(root: Path) -> str:

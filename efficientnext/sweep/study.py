@@ -29,7 +29,8 @@ from efficientnext import artifacts, config, paper
 from efficientnext.stage import load_params
 from efficientnext.config import UserError
 from efficientnext.paths import STUDY_JSON, SWEEP_DIR
-from efficientnext.sweep import identity, outputs, space, storage
+from efficientnext import search_space
+from efficientnext.sweep import identity, outputs, storage
 from efficientnext.sweep.objective import TRIAL_FAILURES, Objective, SubsetTrainer, Trainer
 from efficientnext.sweep.records import REJECTED_ATTR
 
@@ -136,7 +137,7 @@ def _worker_process(params: config.Params, root: Path, make_trainer: TrainerFact
 
 def enqueue_paper(study: optuna.Study, sweep: config.SweepParams) -> None:
     """Trial 0: table 8.4, its pinned rows at their pinned values; says which rows it could not take as-is."""
-    point, left_out = space.enqueue_point(paper.selected_configuration(), sweep.space, sweep.fixed)
+    point, left_out = search_space.enqueue_point(paper.selected_configuration(), sweep.space, sweep.fixed)
     study.enqueue_trial(point)
     changes = "; ".join(f"{key} {why}" for key, why in left_out.items())
     print(f"sweep: trial 0 is table 8.4{f' ({changes})' if changes else ''}", flush=True)
@@ -203,12 +204,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     command.set_defaults(func=_command)
 
 
-def print_space(name: space.SpaceName, markdown: bool) -> None:
+def print_space(name: search_space.SpaceName, markdown: bool) -> None:
     if markdown:
-        print(space.markdown_table(name))
+        print(search_space.markdown_table(name))
         return
     records = [{column: value for column, value in record.items() if column != "rationale"}
-               for record in space.table(name)]
+               for record in search_space.table(name)]
     widths = {column: max(len(column), *(len(r[column]) for r in records)) for column in records[0]}
     print(f"sweep.space = {name}")
     for record in [{column: column for column in widths}, *records]:

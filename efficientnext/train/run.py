@@ -26,7 +26,7 @@ from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import with_input_normalisation
 from efficientnext.paths import BEST_YAML, PREPARED, PREPARED_INDEX, RunPaths, split_csv
-from efficientnext.sweep import space
+from efficientnext import search_space
 from efficientnext.sweep.identity import file_digest
 from efficientnext.train import distributed
 from efficientnext.train.engine import FitResult, fit
@@ -38,7 +38,7 @@ def sweep_choices(params: Params, best_yaml: Path = BEST_YAML) -> tuple[dict[str
     """The values the keys left to the sweep take, and a phrase naming where they come from."""
     sweep = params.sweep
     if params.train.choices_from == "paper":
-        pins = space.pinned(sweep.space, sweep.fixed)
+        pins = search_space.pinned(sweep.space, sweep.fixed)
         pinned_rows = ", ".join(f"{key}={value}" for key, value in pins.items() if key in params.from_sweep)
         return ({**paper.selected_configuration(), **pins},
                 f"table 8.4{f' with {pinned_rows} pinned by sweep.fixed' if pinned_rows else ''}")
@@ -52,12 +52,12 @@ def sweep_choices(params: Params, best_yaml: Path = BEST_YAML) -> tuple[dict[str
 def chosen_params(params: Params, best_yaml: Path = BEST_YAML) -> tuple[Params, dict[str, str]]:
     """The configuration to train, and per searched key where its value came from (sweep, paper or params)."""
     if not params.from_sweep:
-        return params, {key: "params" for key in space.SEARCHED_KEYS}
+        return params, {key: "params" for key in search_space.SEARCHED_KEYS}
     choices, origin = sweep_choices(params, best_yaml)
     chosen = config.with_choices(params, choices, source=str(best_yaml))
     filled_by = "paper" if params.train.choices_from == "paper" else "sweep"
-    sources = {key: filled_by if key in params.from_sweep else "params" for key in space.SEARCHED_KEYS}
-    overruled = [f"{key}={chosen.value(key)} (sweep: {choices[key]})" for key in space.SEARCHED_KEYS
+    sources = {key: filled_by if key in params.from_sweep else "params" for key in search_space.SEARCHED_KEYS}
+    overruled = [f"{key}={chosen.value(key)} (sweep: {choices[key]})" for key in search_space.SEARCHED_KEYS
                  if sources[key] == "params" and key in choices and choices[key] != chosen.value(key)]
     print(f"train: {len(params.from_sweep)} searched keys from {origin}"
           + (f"; params.yaml overrides {', '.join(overruled)}" if overruled else ""), flush=True)
@@ -67,8 +67,8 @@ def chosen_params(params: Params, best_yaml: Path = BEST_YAML) -> tuple[Params, 
 def trained_configuration(params: Params, sources: dict[str, str]) -> dict[str, Any]:
     """What DVCLive logs as params (and `dvc exp show` lists): each searched key's trained value and source."""
     return {"arch": params.model.arch,
-            **{key: params.value(key) for key in space.SEARCHED_KEYS},
-            "source": {key: sources[key] for key in space.SEARCHED_KEYS}}
+            **{key: params.value(key) for key in search_space.SEARCHED_KEYS},
+            "source": {key: sources[key] for key in search_space.SEARCHED_KEYS}}
 
 
 def train_metrics(result: FitResult, params: Params) -> dict:
