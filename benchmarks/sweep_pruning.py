@@ -20,8 +20,10 @@ import optuna
 from optuna.trial import TrialState
 
 from efficientnext import config
-from efficientnext.sweep import storage, study
-from efficientnext.sweep.objective import PREPARED_DIR, SUBSET_CSV, SubsetTrainer
+from efficientnext.paths import PREPARED, SUBSET_CSV
+from efficientnext.sweep import identity, storage, study
+from efficientnext.sweep.objective import SubsetTrainer
+from efficientnext.sweep.records import REJECTED_ATTR
 
 
 def cpu_seconds() -> float:
@@ -33,17 +35,17 @@ def cpu_seconds() -> float:
 def one_sweep(params: config.Params, pruner: str, root: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         run = config.with_overrides(params, {"sweep.pruner": pruner, "sweep.storage": f"sqlite:///{tmp}/study.db"})
+        name = identity.study_name(run, identity.identity(run, root))
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        study.work(run, root, SubsetTrainer(root))
+        study.work(run, root, SubsetTrainer(root), name)
         wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
-        trials = optuna.load_study(study_name=run.sweep.study_name,
-                                   storage=storage.open_storage(run.sweep, root)).get_trials()
+        trials = optuna.load_study(study_name=name, storage=storage.open_storage(run.sweep, root)).get_trials()
     trained = [t for t in trials if t.intermediate_values]  # reported at least one epoch
     complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
     return {
         "pruner": pruner, "trials": len(trials), "trained": len(trained),
         "stopped early": sum(t.state == TrialState.PRUNED for t in trained),
-        "infeasible": sum(t.state == TrialState.PRUNED and not t.intermediate_values for t in trials),
+        "rejected": sum(REJECTED_ATTR in t.user_attrs for t in trials),
         "mean s / trained trial": statistics.mean(t.duration.total_seconds() for t in trained) if trained else 0.0,
         "epochs run": sum(len(t.intermediate_values) for t in trained),
         "wall s": wall, "cpu s": cpu, "best macro-F1": max(complete) if complete else float("nan"),
@@ -55,8 +57,8 @@ def main() -> int:
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     root = Path.cwd()
-    if not (root / SUBSET_CSV).is_file() or not (root / PREPARED_DIR).is_dir():
-        print(f"error: {SUBSET_CSV} or {PREPARED_DIR} missing; run `dvc repro subset` first", file=sys.stderr)
+    if not (root / SUBSET_CSV).is_file() or not (root / PREPARED).is_dir():
+        print(f"error: {SUBSET_CSV} or {PREPARED} missing; run `dvc repro subset` first", file=sys.stderr)
         return 2
     params = config.load("params.yaml", dict(config.parse_override(item) for item in args.overrides))
     if params.sweep.pruner == "none":
