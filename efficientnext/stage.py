@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from efficientnext import config
+from efficientnext import config, params_trace
 from efficientnext.paths import RunPaths
 
 
@@ -48,9 +48,10 @@ def stage_main(stage: Callable[..., None], argv: Sequence[str] | None = None) ->
 
     def action() -> None:
         params = load_params(args)
-        if relocatable and args.out is not None:
-            stage(params, out=RunPaths(args.out))
-        else:
-            stage(params)
+        with params_trace.traced(Path(sys.argv[0]).stem, params):
+            if relocatable and args.out is not None:
+                stage(params, out=RunPaths(args.out))
+            else:
+                stage(params)
 
     sys.exit(reported(action))

@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from conftest import dvc
+from efficientnext import params_trace
+from test_dvc_deps import params_mismatches
 from efficientnext.train import checkpoint
 
 METRIC_KEYS = {"accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc_ovr", "nll", "brier", "ece",
@@ -17,8 +19,11 @@ METRIC_KEYS = {"accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_a
 
 
 @pytest.mark.slow
-def test_dvc_repro_evaluate_on_tiny_profile(tiny_repo: Path):
+def test_dvc_repro_evaluate_on_tiny_profile(tiny_repo: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv(params_trace.ENV, str(tmp_path / "params-read"))
     dvc(tiny_repo, "repro", "evaluate")
+    # dvc.yaml lists exactly the params keys each stage's run read (tests/test_dvc_deps.py)
+    assert params_mismatches(tmp_path / "params-read") == {}
     classes = yaml.safe_load((tiny_repo / "params.yaml").read_text())["data"]["classes"]
 
     test = json.loads((tiny_repo / "metrics/test.json").read_text())

@@ -263,7 +263,8 @@ def fit(params: Params, train_set: Dataset, val_set: Dataset, classes: list[str]
     val_loader = make_loader(val_set, train.batch_size, shuffle=False, workers=train.workers, runtime=runtime)
 
     out = Path(out_dir) if out_dir is not None else None
-    signature = run_signature(params, classes, phases[-1].end, train_set, val_set, resume_key)
+    # Only a run with checkpoints resumes, so only it needs the signature.
+    signature = run_signature(params, classes, phases[-1].end, train_set, val_set, resume_key) if out else None
     resumed = checkpoint.resumable(out / LAST, signature, phases[-1].end, announce=ctx.is_main) if out else None
     state = FitState(params, list(classes), ctx, phases, model,
                      EpochState(**resumed.progress) if resumed else EpochState(), resumed)
