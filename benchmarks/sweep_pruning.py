@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from efficientnext import config
 from efficientnext.paths import PREPARED, SUBSET_CSV
-from efficientnext.sweep import identity, storage, study
+from efficientnext.sweep import identity, storage, sweep as sweep_stage
 from efficientnext.sweep.objective import SubsetTrainer
 from efficientnext.sweep.records import REJECTED_ATTR
 
@@ -37,7 +37,7 @@ def one_sweep(params: config.Params, pruner: str, root: Path) -> dict[str, objec
         run = config.with_overrides(params, {"sweep.pruner": pruner, "sweep.storage": f"sqlite:///{tmp}/study.db"})
         name = identity.study_name(run, identity.identity(run, root))
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        study.work(run, root, SubsetTrainer(root), name)
+        sweep_stage.work(run, root, SubsetTrainer(root), name)
         wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         trials = optuna.load_study(study_name=name, storage=storage.open_storage(run.sweep, root)).get_trials()
     trained = [t for t in trials if t.intermediate_values]  # reported at least one epoch

@@ -69,8 +69,8 @@ def fake_factory(seconds_per_epoch: float = 0.0, nan_optimizer: str | None = Non
 
 
 if __name__ == "__main__":  # python sweep_fakes.py ROOT PARAMS_YAML SECONDS_PER_EPOCH STUDY_NAME
-    from efficientnext.sweep import study
+    from efficientnext.sweep import sweep as sweep_stage
 
     root, params_file, seconds, name = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     params = config.validate(yaml.safe_load(params_file.read_text()))
-    study.work(params, root, FakeTrainer(root, seconds), name)
+    sweep_stage.work(params, root, FakeTrainer(root, seconds), name)

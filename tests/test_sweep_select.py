@@ -17,7 +17,7 @@ from sweep_fakes import calls, fake_factory
 from efficientnext import config, paper
 from efficientnext.config import UserError
 from efficientnext import search_space
-from efficientnext.sweep import identity, select, storage, study
+from efficientnext.sweep import identity, select, storage, sweep as sweep_stage
 from efficientnext.train import train as train_stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def swept_study(params: config.Params, root: Path) -> optuna.Study:
     name = identity.study_name(params, record)
     (root / "sweep").mkdir(parents=True, exist_ok=True)
     (root / "sweep/study.json").write_text(json.dumps({"study_name": name, "identity": record}))
-    return study.load_study(params.sweep, storage.open_storage(params.sweep, root), name)
+    return sweep_stage.load_study(params.sweep, storage.open_storage(params.sweep, root), name)
 
 
 def add(s: optuna.Study, state: TrialState, f1: float | None, accuracy: float = 0.5, roc: float | None = 0.7,
@@ -136,11 +136,11 @@ def test_sweep_then_select_end_to_end_with_a_tie(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data/subset.csv").write_text(SUBSET)
     record = identity.identity(params, tmp_path)
-    s = study.load_study(params.sweep, storage.open_storage(params.sweep, tmp_path),
+    s = sweep_stage.load_study(params.sweep, storage.open_storage(params.sweep, tmp_path),
                          identity.study_name(params, record))
     for lr in (2e-4, 6e-4, 6e-4):  # trials 1 and 2 tie
         s.enqueue_trial({"model.norm": "batchnorm", "train.lr_head": lr})
-    study.run_sweep(params, 1, tmp_path, fake_factory())
+    sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     select.run(params, tmp_path)
     best = read_best(tmp_path)
     assert (best["trial"], best["params"]["train.lr_head"]) == (1, 6e-4)
@@ -157,7 +157,7 @@ def test_a_changed_subset_is_refused(tmp_path):
     params = params_for(**{"sweep.n_trials": 1, "sweep.epochs": 1, "sweep.start_from_paper": False})
     (tmp_path / "data").mkdir()
     (tmp_path / "data/subset.csv").write_text(SUBSET)
-    name = study.run_sweep(params, 1, tmp_path, fake_factory()).study_name
+    name = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory()).study_name
     (tmp_path / "data/subset.csv").write_text(SUBSET + "c.jpg,neutral,val\n")
     with pytest.raises(UserError) as err:
         select.run(params, tmp_path)
@@ -192,7 +192,7 @@ def test_no_completed_trial_names_what_to_do(tmp_path):
 def test_a_sweep_whose_every_trial_failed_names_what_to_do(tmp_path):
     params = params_for(**{"sweep.n_trials": 2, "sweep.epochs": 1, "sweep.start_from_paper": False,
                            "sweep.fixed": {"optimizer": "sgd", "norm": "batchnorm"}})
-    name = study.run_sweep(params, 1, tmp_path, fake_factory(nan_optimizer="sgd")).study_name
+    name = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory(nan_optimizer="sgd")).study_name
     with pytest.raises(UserError) as err:
         select.run(params, tmp_path)
     assert str(err.value) == (f"study {name} has no completed trial with a macro_f1 (2 trials: 0 pruned, 2 fail; "

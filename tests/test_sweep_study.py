@@ -25,7 +25,7 @@ from sweep_fakes import FakeTrainer, calls, f1_for, fake_factory, trained_value
 
 from efficientnext import config, paper, search_space
 from efficientnext.config import UserError
-from efficientnext.sweep import constraints, identity, outputs, records, select, storage, study
+from efficientnext.sweep import constraints, identity, outputs, records, select, storage, sweep as sweep_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = config.load(ROOT / "params.yaml")
@@ -50,7 +50,7 @@ def name_of(params: config.Params, root: Path) -> str:
 
 def open_study(params: config.Params, root: Path) -> optuna.Study:
     """The study run_sweep would work on (created when new), for enqueueing before it runs."""
-    return study.load_study(params.sweep, storage.open_storage(params.sweep, root), name_of(params, root))
+    return sweep_stage.load_study(params.sweep, storage.open_storage(params.sweep, root), name_of(params, root))
 
 
 def load(params: config.Params, root: Path, name: str | None = None) -> optuna.Study:
@@ -69,7 +69,7 @@ def enqueue(params: config.Params, root: Path, *points: dict) -> None:
 
 
 def work(params: config.Params, root: Path, trainer: FakeTrainer | None = None) -> None:
-    study.work(params, root, trainer or FakeTrainer(root), name_of(params, root))
+    sweep_stage.work(params, root, trainer or FakeTrainer(root), name_of(params, root))
 
 
 def write_data(root: Path, subset: str, index: str | None = None) -> None:
@@ -102,7 +102,7 @@ def test_infeasible_trials_are_rejected_untrained_and_do_not_count(tmp_path, cap
     trained = calls(tmp_path)
     assert [trained_value(c, "train.lr_head") for c in trained] == [1e-3, 1e-4]  # only the feasible two trained
     assert (trained_value(trained[1], "model.norm"), trained_value(trained[1], "train.optimizer")) == ("rmsnorm2d", "rmsprop")
-    assert study.budget_spent(load(params, tmp_path), params.sweep)
+    assert sweep_stage.budget_spent(load(params, tmp_path), params.sweep)
 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: trial")]
     assert [re.sub(r" in \d+ s$", "", line) for line in lines] == [
@@ -127,14 +127,14 @@ def test_budget_counts_trained_and_running_trials_not_waiting_or_rejected():
     add(TrialState.PRUNED, rejected="evonorm_own_activation: ...")
     add(TrialState.FAIL)
     s.enqueue_trial({"x": 1})  # WAITING
-    assert not study.budget_spent(s, sweep)
+    assert not sweep_stage.budget_spent(s, sweep)
     add(TrialState.PRUNED, prune_reason="median pruner after epoch 1: macro_f1 0.1000")
-    assert study.budget_spent(s, sweep)
-    assert not study.budget_spent(s, make_params(n_trials=None, timeout=60).sweep)  # timeout only
-    for _ in range(study.MAX_REJECTED_PER_TRIAL * 3 - 1):  # 60 rejections in all for n_trials 3
+    assert sweep_stage.budget_spent(s, sweep)
+    assert not sweep_stage.budget_spent(s, make_params(n_trials=None, timeout=60).sweep)  # timeout only
+    for _ in range(sweep_stage.MAX_REJECTED_PER_TRIAL * 3 - 1):  # 60 rejections in all for n_trials 3
         add(TrialState.PRUNED, rejected="evonorm_own_activation: ...")
     with pytest.raises(UserError) as err:
-        study.budget_spent(s, sweep)
+        sweep_stage.budget_spent(s, sweep)
     assert str(err.value) == ("sweep: 60 trials rejected by the constraints (see sweep/trials.csv); "
                               "widen the space or loosen sweep.fixed")
 
@@ -146,14 +146,14 @@ def test_a_space_that_rejects_every_draw_stops_with_one_line(tmp_path):
     assert str(err.value) == ("sweep: 20 trials rejected by the constraints (see sweep/trials.csv); "
                               "widen the space or loosen sweep.fixed")
     trials = load(params, tmp_path).get_trials()
-    assert len(trials) == study.MAX_REJECTED_PER_TRIAL * 1 == 20
+    assert len(trials) == sweep_stage.MAX_REJECTED_PER_TRIAL * 1 == 20
     assert all("rejected" in t.user_attrs for t in trials) and calls(tmp_path) == []
 
 
 def test_the_all_rejected_error_points_at_a_trials_csv_that_exists(tmp_path):
     params = make_params(n_trials=1, fixed={"norm": "evonorms0", "activation": "relu"})
     with pytest.raises(UserError, match="see sweep/trials.csv"):
-        study.run_sweep(params, 1, tmp_path, fake_factory())
+        sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     trials = pd.read_csv(tmp_path / "sweep/trials.csv")
     assert list(trials["state"]) == ["REJECTED"] * 20
 
@@ -161,7 +161,7 @@ def test_the_all_rejected_error_points_at_a_trials_csv_that_exists(tmp_path):
 def test_the_all_rejected_error_is_one_line_with_several_workers(tmp_path):
     params = make_params(n_trials=1, fixed={"norm": "evonorms0", "activation": "relu"})
     with pytest.raises(UserError, match=r"^sweep: \d+ trials rejected by the constraints"):
-        study.run_sweep(params, 2, tmp_path, fake_factory())
+        sweep_stage.run_sweep(params, 2, tmp_path, fake_factory())
 
 
 # --- what a trial trains ---
@@ -297,13 +297,13 @@ def test_study_prefix_is_sweep_study_name(tmp_path):
 def test_new_data_starts_a_new_study_and_the_same_inputs_resume(tmp_path, capsys):
     params = make_params(n_trials=2)
     write_data(tmp_path, "path,label,part\na.jpg,porn,train\n")
-    study.run_sweep(params, 1, tmp_path, fake_factory())
+    sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     first = json.loads((tmp_path / "sweep/study.json").read_text())
     assert first == {"study_name": name_of(params, tmp_path), "identity": identity.identity(params, tmp_path)}
     assert len(calls(tmp_path)) == 2
 
     capsys.readouterr()
-    again = study.run_sweep(params, 1, tmp_path, fake_factory())  # same inputs: the budget is spent
+    again = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())  # same inputs: the budget is spent
     assert len(calls(tmp_path)) == 2 and len(again.get_trials()) == 2 and again.study_name == first["study_name"]
     assert capsys.readouterr().out.splitlines() == [
         (f"sweep: study {first['study_name']} already has its 2 trained trials; nothing to run "
@@ -311,7 +311,7 @@ def test_new_data_starts_a_new_study_and_the_same_inputs_resume(tmp_path, capsys
     assert json.loads((tmp_path / "sweep/study.json").read_text()) == first
 
     write_data(tmp_path, "path,label,part\nb.jpg,sexy,train\n")  # a new subset: a new study, trained afresh
-    fresh = study.run_sweep(params, 1, tmp_path, fake_factory())
+    fresh = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     second = json.loads((tmp_path / "sweep/study.json").read_text())
     assert second["study_name"] == fresh.study_name != first["study_name"]
     assert second["identity"]["data"]["data/subset.csv"] == hashlib.sha256(b"path,label,part\nb.jpg,sexy,train\n").hexdigest()
@@ -324,10 +324,10 @@ def test_new_data_starts_a_new_study_and_the_same_inputs_resume(tmp_path, capsys
 def test_a_bigger_budget_is_a_new_study(tmp_path, capsys):
     small = make_params(n_trials=2)
     enqueue(small, tmp_path, FEASIBLE, FEASIBLE, FEASIBLE)
-    study.run_sweep(small, 1, tmp_path, fake_factory())
+    sweep_stage.run_sweep(small, 1, tmp_path, fake_factory())
     assert len(calls(tmp_path)) == 2
     assert [t.state for t in by_number(load(small, tmp_path))] == [TrialState.COMPLETE] * 2 + [TrialState.WAITING]
-    bigger = study.run_sweep(make_params(n_trials=3), 1, tmp_path, fake_factory())
+    bigger = sweep_stage.run_sweep(make_params(n_trials=3), 1, tmp_path, fake_factory())
     assert bigger.study_name != name_of(small, tmp_path)
     assert [t.number for t in by_number(bigger)] == [0, 1, 2] and len(calls(tmp_path)) == 5
     assert all(t.state == TrialState.COMPLETE for t in bigger.get_trials())
@@ -337,7 +337,7 @@ def test_same_seed_same_trials_and_workers_draw_different_ones(tmp_path):
     sequences = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        s = study.run_sweep(make_params(n_trials=5, startup_trials=2), 1, tmp_path / name, fake_factory())
+        s = sweep_stage.run_sweep(make_params(n_trials=5, startup_trials=2), 1, tmp_path / name, fake_factory())
         sequences.append([t.params for t in by_number(s)])
     assert sequences[0] == sequences[1]
     assert len({json.dumps(p, sort_keys=True) for p in sequences[0]}) == 5
@@ -347,7 +347,7 @@ def test_same_seed_same_trials_and_workers_draw_different_ones(tmp_path):
 
 def test_trial_0_is_table_8_4_when_nothing_is_pinned(tmp_path, capsys):
     params = make_params(n_trials=2, start_from_paper=True, fixed={}, space="extended")
-    s = study.run_sweep(params, 1, tmp_path, fake_factory())
+    s = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     first, second = by_number(s)
     assert first.params == TABLE_8_4_POINT
     assert first.params == {key: value for key, value in paper.selected_configuration().items()
@@ -359,14 +359,14 @@ def test_trial_0_is_table_8_4_when_nothing_is_pinned(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "sweep: trial 0 is table 8.4"
 
-    study.run_sweep(params, 1, tmp_path, fake_factory())  # a rerun does not enqueue it again
+    sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())  # a rerun does not enqueue it again
     assert "trial 0 is table 8.4" not in capsys.readouterr().out
     assert len(load(params, tmp_path).get_trials()) == 2
 
 
 def test_trial_0_takes_the_pinned_rows_instead(tmp_path, capsys):
     params = make_params(n_trials=1, start_from_paper=True)  # sweep.fixed: image_size 64, batch_size 32
-    [first] = study.run_sweep(params, 1, tmp_path, fake_factory()).get_trials()
+    [first] = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory()).get_trials()
     assert first.params == {k: v for k, v in TABLE_8_4_POINT.items() if k not in ("train.image_size", "train.batch_size")}
     assert first.user_attrs["pinned"] == PINNED_DEFAULT
     [trained] = calls(tmp_path)
@@ -379,7 +379,7 @@ def test_trial_0_takes_the_pinned_rows_instead(tmp_path, capsys):
 
 def test_trial_0_in_the_paper_space_leaves_the_scheduler_to_the_sampler(tmp_path, capsys):
     params = make_params(n_trials=1, start_from_paper=True, fixed={}, space="paper")
-    [first] = study.run_sweep(params, 1, tmp_path, fake_factory()).get_trials()
+    [first] = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory()).get_trials()
     scheduler = first.params.pop("train.scheduler")
     assert scheduler in ("onecycle", "cosine", "step", "plateau")
     assert first.params == {k: v for k, v in TABLE_8_4_POINT.items() if k != "train.scheduler"}
@@ -411,7 +411,7 @@ def test_killed_sweep_restarts_to_exactly_n_trials(tmp_path):
     before = by_number(load(params, tmp_path, name))
     assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.RUNNING] + [TrialState.WAITING] * 2
 
-    study.work(params, tmp_path, FakeTrainer(tmp_path), name)
+    sweep_stage.work(params, tmp_path, FakeTrainer(tmp_path), name)
     trials = by_number(load(params, tmp_path, name))
     assert [t.number for t in trials] == [0, 1, 2, 3]
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
@@ -422,7 +422,7 @@ def test_killed_sweep_restarts_to_exactly_n_trials(tmp_path):
 def test_two_workers_share_one_sqlite_study_and_train_exactly_n_trials_around_rejections(tmp_path):
     params = make_params(n_trials=6)
     enqueue(params, tmp_path, FEASIBLE, EVONORM_RELU, FEASIBLE, EVONORM_GELU, *[FEASIBLE] * 5)
-    s = study.run_sweep(params, 2, tmp_path, fake_factory(seconds_per_epoch=0.2))
+    s = sweep_stage.run_sweep(params, 2, tmp_path, fake_factory(seconds_per_epoch=0.2))
     trials = by_number(s)
     assert [t.number for t in trials] == list(range(9))
     assert [t.number for t in trials if "rejected" in t.user_attrs] == [1, 3]
@@ -435,7 +435,7 @@ def test_two_workers_share_one_sqlite_study_and_train_exactly_n_trials_around_re
 
 def test_journal_file_storage(tmp_path):
     params = make_params(n_trials=2, storage="sweep/journal.log", start_from_paper=True)
-    s = study.run_sweep(params, 1, tmp_path, fake_factory())
+    s = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory())
     assert (tmp_path / "sweep/journal.log").is_file() and not (tmp_path / "sweep/study.db").exists()
     assert [t.state for t in by_number(s)] == [TrialState.COMPLETE] * 2
     assert load(params, tmp_path).study_name == json.loads((tmp_path / "sweep/study.json").read_text())["study_name"]
@@ -457,7 +457,7 @@ def test_outputs(tmp_path):
     params = make_params(n_trials=4, pruner="median", pruner_startup=2)
     enqueue(params, tmp_path, EVONORM_RELU, *({**FEASIBLE, "train.lr_head": lr} for lr in (1e-3, 5e-4, 1e-4)),
             {**FEASIBLE, "train.optimizer": "sgd"})
-    study.run_sweep(params, 1, tmp_path, fake_factory(nan_optimizer="sgd"))
+    sweep_stage.run_sweep(params, 1, tmp_path, fake_factory(nan_optimizer="sgd"))
 
     trials = pd.read_csv(tmp_path / "sweep/trials.csv")
     assert list(trials.columns) == ["number", "state", "macro_f1", "accuracy", "roc_auc_ovr", "duration_s", "reason",
