@@ -31,6 +31,7 @@ def _set_args(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     # Imported here, not at module level: the data stages' scripts import this module without torch.
+    from efficientnext import ablations
     from efficientnext.models import summary
     from efficientnext.sweep import sweep as sweep_stage
 
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     set_args.add_argument("file", help="YAML of dotted keys and values")
     set_args.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     set_args.set_defaults(func=_set_args)
-    for module in (summary, sweep_stage):
+    for module in (summary, sweep_stage, ablations):
         module.add_command(sub)
     return parser
 

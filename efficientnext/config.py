@@ -291,6 +291,55 @@ class EvaluateParams(Group):
     ece_bins: int = Field(15, ge=2, le=1000)
 
 
+# The Snakemake workflow's factors (`snakemake ablations`): name -> levels; each name is a searched row.
+ABLATION_FACTORS: dict[str, list[Any]] = {
+    "attention": ["se", "eca", "cbam", "none"],
+    "kernel_size": [3, 5, 7],
+    "norm": ["batchnorm", "groupnorm1", "groupnorm", "evonorms0", "rmsnorm2d"],
+}
+
+
+class AblationsParams(Group):
+    """The Snakefile's ablations and baselines around the selected configuration (efficientnext/ablations.py)."""
+
+    factors: dict[str, list[Any]] = Field(default_factory=lambda: copy.deepcopy(ABLATION_FACTORS), description=(
+        "one factor at a time: a searched row's name (e.g. attention) -> the levels trained on top of the "
+        "selected configuration"))
+    baselines: list[Literal["efficientnet_b2", "transfer"]] = Field(
+        default_factory=lambda: ["efficientnet_b2", "transfer"], description="compared with the selected EfficientNext")
+    seeds: list[int] = Field(default_factory=lambda: [1, 2], min_length=2, description=(
+        "train.seed of every run: each variant trains once per seed (mean, std and the paired test over them)"))
+    epochs: int = Field(2, ge=1, description="train.epochs of every run (transfer: frozen first half, then fine-tuning)")
+    split: Literal["subset", "train"] = Field("subset", description=(
+        "subset: train on the sweep's balanced subset, validate on its val part; train: the full train/val splits"))
+    significance: float = Field(0.05, gt=0.0, lt=0.5, description="level of the paired tests behind each verdict")
+    bootstrap: int = Field(2000, ge=100, le=100_000, description="paired bootstrap resamples of the test images")
+
+    @field_validator("factors")
+    @classmethod
+    def _factor_rows(cls, factors: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        rows = {row.name: row for row in search_space.rows("extended") if row.key in search_space.SEARCHED_KEYS}
+        for name, levels in factors.items():
+            if name not in rows:
+                raise ValueError(f"{name!r} is not a searched row; one of {', '.join(rows)}")
+            domain = rows[name].domain
+            if not levels:
+                raise ValueError(f"{name} has no levels")
+            for level in levels:
+                if not domain.contains(level):
+                    raise ValueError(f"{name} level {level!r} is not one of the search space's {domain.describe()}")
+            if len({repr(level) for level in levels}) != len(levels):
+                raise ValueError(f"{name} lists a level twice: {levels}")
+        return factors
+
+    @field_validator("seeds", "baselines")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} lists a value twice")
+        return values
+
+
 class Params(Group):
     data: DataParams = DataParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
@@ -303,6 +352,7 @@ class Params(Group):
     sweep: SweepParams = SweepParams()
     select: SelectParams = SelectParams()
     evaluate: EvaluateParams = EvaluateParams()
+    ablations: AblationsParams = AblationsParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
     # Searched keys params.yaml sets to SWEEP_CHOICE; until `with_choices` fills them they hold table 8.4's value.
