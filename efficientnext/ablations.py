@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from efficientnext import config, paper, search_space
+from efficientnext.choices import sweep_choices
 from efficientnext.config import Params, UserError
 from efficientnext.paths import BEST_YAML, PREPARED, PREPARED_INDEX, SUBSET_CSV, RunPaths, split_csv
 from efficientnext.sweep import constraints
@@ -155,18 +156,6 @@ def factor_keys() -> dict[str, str]:
 def level_name(level: Any) -> str:
     """A level as it appears in a directory name: se, 7, true, 0.2."""
     return json.dumps(level) if isinstance(level, bool) else str(level)
-
-
-def sweep_choices(params: Params, best_yaml: Path = BEST_YAML) -> tuple[dict[str, Any], str]:
-    """The values the `sweep` keys take: what `efficientnext.train.train.sweep_choices` gives the train stage
-    (tests/test_ablations.py keeps the two equal), without importing torch at planning time."""
-    if params.train.choices_from == "paper":
-        pins = search_space.pinned(params.sweep.space, params.sweep.fixed)
-        return {**paper.selected_configuration(), **pins}, "table 8.4"
-    if not best_yaml.is_file():
-        raise UserError(f"{best_yaml} not found: run `dvc repro select` (the Snakefile's dvc_prefix rule does)")
-    best = config.read_yaml(best_yaml)
-    return best["params"], f"{best_yaml} (trial {best.get('trial')})"
 
 
 def resolve(params: Params, choices: dict[str, Any], overrides: dict[str, Any] | None = None) -> Params:

@@ -119,15 +119,14 @@ def test_paper_choices_need_no_sweep(tmp_path):
 
 
 @pytest.mark.parametrize("choices_from", ["sweep", "paper"])
-def test_sweep_choices_are_the_train_stage_s(tmp_path, choices_from):
-    from efficientnext.train import train as run
+def test_a_run_resolves_to_what_the_train_stage_trains(tmp_path, choices_from):
+    from efficientnext.choices import chosen_params, sweep_choices
 
     params = params_with({"train.choices_from": choices_from})
     best = best_yaml(tmp_path / "best.yaml", **{"model.attention": "cbam"})
-    assert ablations.sweep_choices(params, best)[0] == run.sweep_choices(params, best)[0]
-    trained, _ = run.chosen_params(config.load(ROOT / "params.yaml", {"model.attention": "se",
-                                                                     "train.choices_from": choices_from}), best)
-    assert ablations.resolve(params, ablations.sweep_choices(params, best)[0], {"model.attention": "se"}) == trained
+    trained, _ = chosen_params(config.load(ROOT / "params.yaml", {"model.attention": "se",
+                                                                 "train.choices_from": choices_from}), best)
+    assert ablations.resolve(params, sweep_choices(params, best)[0], {"model.attention": "se"}) == trained
 
 
 def test_run_overrides_and_commands(tmp_path):

@@ -18,7 +18,7 @@ from efficientnext import config, paper
 from efficientnext.config import UserError
 from efficientnext import search_space
 from efficientnext.sweep import identity, select, storage, sweep as sweep_stage
-from efficientnext.train import train as train_stage
+from efficientnext.choices import chosen_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = {"train.seed": 42, "train.image_size": 64, "train.batch_size": 32}
@@ -248,7 +248,7 @@ def test_with_choices_fills_exactly_the_keys_left_to_the_sweep(tmp_path):
 def test_chosen_params_takes_best_yaml(tmp_path, capsys):
     best_yaml = _best_yaml(tmp_path, **{"model.attention": "cbam", "train.lr_head": 5e-4})
     capsys.readouterr()
-    chosen, sources = train_stage.chosen_params(params_for(), best_yaml)
+    chosen, sources = chosen_params(params_for(), best_yaml)
     assert (chosen.model.attention, chosen.train.lr_head, chosen.train.image_size) == ("cbam", 5e-4, 64)
     assert chosen.model.kernel_size == 7 and chosen.train.optimizer == "rmsprop"  # table 8.4's, via best.yaml
     assert sources == {key: "sweep" for key in search_space.SEARCHED_KEYS}
@@ -260,7 +260,7 @@ def test_a_key_params_yaml_sets_wins_over_best_yaml_and_is_named(tmp_path, capsy
     best_yaml = _best_yaml(tmp_path, **{"model.attention": "cbam"})
     capsys.readouterr()
     params = config.with_overrides(params_for(), {"model.attention": "se", "model.kernel_size": 7})
-    chosen, sources = train_stage.chosen_params(params, best_yaml)
+    chosen, sources = chosen_params(params, best_yaml)
     assert chosen.model.attention == "se" and chosen.model.kernel_size == 7
     assert chosen.model.hidden1 == 512 and chosen.train.image_size == 64  # the rest from best.yaml
     assert sources == {key: "params" if key in ("model.attention", "model.kernel_size") else "sweep"
@@ -273,7 +273,7 @@ def test_a_key_params_yaml_sets_wins_over_best_yaml_and_is_named(tmp_path, capsy
 
 def test_training_without_best_yaml_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError) as err:
-        train_stage.chosen_params(params_for(), tmp_path / "sweep/best.yaml")
+        chosen_params(params_for(), tmp_path / "sweep/best.yaml")
     assert str(err.value) == (f"{tmp_path / 'sweep/best.yaml'} not found, and params.yaml leaves "
                               f"{len(search_space.SEARCHED_KEYS)} keys to the sweep: run it (`dvc repro select`), "
                               "or set train.choices_from: paper to train table 8.4")

@@ -13,7 +13,7 @@ from conftest import ROOT, dvc, run
 from efficientnext import config, paper
 from efficientnext.config import UserError
 from efficientnext import search_space
-from efficientnext.train.train import chosen_params
+from efficientnext.choices import chosen_params
 
 
 def write_best(tmp_path: Path, **choices) -> Path:

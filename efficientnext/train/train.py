@@ -6,62 +6,30 @@ and trained configuration under dvclive/, and metrics/train.json. Runs unchanged
 `torchrun --nproc_per_node N`; only rank 0 writes. Re-running after an interruption resumes from
 models/last.pt when the configuration and data are unchanged.
 
-The configuration: params.yaml's values, with every key it leaves to the sweep (`sweep`) filled from
-sweep/best.yaml, or from table 8.4 with `train.choices_from: paper`. A value params.yaml (or -S) sets
-always wins; the keys where it overrides the sweep's choice are named in one line.
+The configuration is `efficientnext.choices.chosen_params`: params.yaml's values, with every key it leaves
+to the sweep filled from sweep/best.yaml (or table 8.4); a value params.yaml (or -S) sets always wins.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from dvclive import Live
 
-from efficientnext import artifacts, config, paper
-from efficientnext.config import UserError
+from efficientnext import artifacts
+from efficientnext.choices import chosen_params
 from efficientnext.config import Params
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import with_input_normalisation
-from efficientnext.paths import BEST_YAML, PREPARED, PREPARED_INDEX, RunPaths, split_csv
+from efficientnext.paths import PREPARED, PREPARED_INDEX, RunPaths, split_csv
 from efficientnext import search_space
 from efficientnext.sweep.identity import file_digest
 from efficientnext.train import distributed
 from efficientnext.train.engine import FitResult, fit
 from efficientnext.train.hooks import LiveHook
 from efficientnext.train.phases import plan_phases
-
-
-def sweep_choices(params: Params, best_yaml: Path = BEST_YAML) -> tuple[dict[str, Any], str]:
-    """The values the keys left to the sweep take, and a phrase naming where they come from."""
-    sweep = params.sweep
-    if params.train.choices_from == "paper":
-        pins = search_space.pinned(sweep.space, sweep.fixed)
-        pinned_rows = ", ".join(f"{key}={value}" for key, value in pins.items() if key in params.from_sweep)
-        return ({**paper.selected_configuration(), **pins},
-                f"table 8.4{f' with {pinned_rows} pinned by sweep.fixed' if pinned_rows else ''}")
-    if not best_yaml.is_file():
-        raise UserError(f"{best_yaml} not found, and params.yaml leaves {len(params.from_sweep)} keys to the sweep: "
-                        "run it (`dvc repro select`), or set train.choices_from: paper to train table 8.4")
-    best = config.read_yaml(best_yaml)
-    return best["params"], f"{best_yaml} (trial {best.get('trial')})"
-
-
-def chosen_params(params: Params, best_yaml: Path = BEST_YAML) -> tuple[Params, dict[str, str]]:
-    """The configuration to train, and per searched key where its value came from (sweep, paper or params)."""
-    if not params.from_sweep:
-        return params, {key: "params" for key in search_space.SEARCHED_KEYS}
-    choices, origin = sweep_choices(params, best_yaml)
-    chosen = config.with_choices(params, choices, source=str(best_yaml))
-    filled_by = "paper" if params.train.choices_from == "paper" else "sweep"
-    sources = {key: filled_by if key in params.from_sweep else "params" for key in search_space.SEARCHED_KEYS}
-    overruled = [f"{key}={chosen.value(key)} (sweep: {choices[key]})" for key in search_space.SEARCHED_KEYS
-                 if sources[key] == "params" and key in choices and choices[key] != chosen.value(key)]
-    print(f"train: {len(params.from_sweep)} searched keys from {origin}"
-          + (f"; params.yaml overrides {', '.join(overruled)}" if overruled else ""), flush=True)
-    return chosen, sources
 
 
 def trained_configuration(params: Params, sources: dict[str, str]) -> dict[str, Any]:
