@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from efficientnext import paper
+from efficientnext.paths import RAW
 from efficientnext import search_space
 
 PAPER_CLASSES = ["drawings", "hentai", "neutral", "porn", "sexy"]
@@ -57,9 +58,6 @@ class Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-Fraction = Field(ge=0.0, le=1.0)
-
-
 class SyntheticParams(Group):
     total: int = Field(2500, ge=50, description="images across the five classes, scraper-list proportions")
     min_side: int = Field(96, ge=32, le=4096)
@@ -76,7 +74,7 @@ class SyntheticParams(Group):
         return self
 
 
-SYNTHETIC_ROOT = "data/raw"  # where `generate` writes; DVC owns it as that stage's output
+SYNTHETIC_ROOT = RAW.as_posix()  # where `generate` writes; DVC owns it as that stage's output
 
 
 class DataParams(Group):

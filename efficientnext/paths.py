@@ -48,10 +48,6 @@ class RunPaths:
         return self.checkpoints / "best.pt"
 
     @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.pt"
-
-    @property
     def live(self) -> Path:
         return self.root / "dvclive"
 

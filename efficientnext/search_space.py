@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     import optuna
 
 SpaceName = Literal["paper", "extended"]
-SPACE_NAMES: tuple[str, ...] = ("paper", "extended")
+SPACE_NAMES: tuple[str, ...] = get_args(SpaceName)
 
 
 @dataclass(frozen=True)

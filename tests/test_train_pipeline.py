@@ -76,7 +76,8 @@ def test_exp_run_override_trains_what_exp_show_shows(tiny_repo: Path):
     assert best["model_config"]["attention"] == "se"
     model = create_model(ModelParams(**best["model_config"]), len(best["classes"]))
     assert any(isinstance(module, SqueezeExcite) for module in model.modules())
-    assert model.load_state_dict(best["state_dict"]) is not None  # the weights are an SE model's
+    loaded = model.load_state_dict(best["state_dict"])  # strict: raises unless the weights are an SE model's
+    assert (loaded.missing_keys, loaded.unexpected_keys) == ([], [])
     trained = yaml.safe_load((tiny_repo / "dvclive/params.yaml").read_text())
     assert trained["model.attention"] == "se" and trained["source"]["model.attention"] == "params"
     assert trained["source"]["model.kernel_size"] == "sweep"

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from efficientnext import config
+from efficientnext.paths import RAW
 
 # Image counts of the public nsfw_data_scraper URL lists; the generated classes keep these proportions.
 SCRAPER_COUNTS = {"neutral": 36_800, "porn": 57_300, "drawings": 15_600, "sexy": 16_000, "hentai": 4_600}
@@ -387,7 +388,7 @@ def source_note(root: str) -> str:
 
 def run(params: config.Params) -> None:
     """Replace data/raw as a whole (temp folder, then rename), so a failed run leaves no half dataset."""
-    raw = Path(config.SYNTHETIC_ROOT)
+    raw = RAW
     tmp = raw.with_name(f".{raw.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if params.data.source == "synthetic":
