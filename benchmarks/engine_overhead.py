@@ -1,9 +1,11 @@
-"""Engine overhead: whole-epoch img/s (DataLoader, transforms, bookkeeping, progress bar) divided by
-bare train-step img/s (one batch already on the device, forward + backward + step) at the same batch size.
+"""Engine overhead: whole-epoch img/s (DataLoader, augmentation, bookkeeping, progress bar) divided by
+bare train-step img/s (one batch already on the device, forward + backward + step) at the same batch size,
+for both augmentation backends (per_image: torchvision in the DataLoader workers; batched: whole batches
+on the training device) and worker counts 0 and train.workers.
 
-Both run side by side in one process on the same model, alternating, and the medians are reported.
+Everything runs side by side in one process on the same model, alternating, and medians are reported.
 Data: the prepared cache (data/prepared + data/splits/train.csv) when present, else random uint8 images
-through the same transforms. Usage: python benchmarks/engine_overhead.py [--images 640] [--repeats 3] [-S k=v]
+at the cache's short side. Usage: python benchmarks/engine_overhead.py [--images 640] [--repeats 3] [-S k=v]
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from efficientnext import config
+from efficientnext.data.batch_augment import BatchAugment, pad_collate
 from efficientnext.data.datasets import PreparedImages, read_rows
-from efficientnext.data.transforms import build_transforms
+from efficientnext.data.transforms import training_transform
 from efficientnext.models import create_model
 from efficientnext.train.engine import PhaseTools, TrainSetup, train_one_epoch
 from efficientnext.train.losses import build_loss, one_hot
@@ -29,7 +32,7 @@ PREPARED, TRAIN_SPLIT = Path("data/prepared"), Path("data/splits/train.csv")
 
 
 class RandomImages(Dataset):
-    """Random uint8 images at the cache's short side, through the real transforms."""
+    """Random uint8 images at the cache's short side, through the real transforms (None: uint8 out)."""
 
     def __init__(self, size: int, side: int, num_classes: int, transform):
         generator = torch.Generator().manual_seed(0)
@@ -41,11 +44,12 @@ class RandomImages(Dataset):
         return len(self.targets)
 
     def __getitem__(self, index: int):
-        return self.transform(self.images[index]), int(self.targets[index])
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), int(self.targets[index])
 
 
 def training_images(params: config.Params, count: int) -> tuple[Dataset, str]:
-    transform = build_transforms(params.augment, params.train.image_size, train=True)
+    transform = training_transform(params.augment, params.train.image_size)
     if PREPARED.is_dir() and TRAIN_SPLIT.is_file():
         dataset = PreparedImages(PREPARED, read_rows(TRAIN_SPLIT), list(params.data.classes), transform)
         return Subset(dataset, range(min(count, len(dataset)))), "prepared cache"
@@ -80,35 +84,48 @@ def main() -> None:
     train, classes = params.train, list(params.data.classes)
     runtime = Runtime.create(train)
     seed_everything(train.seed, train.deterministic, runtime.device)
-    dataset, source = training_images(params, args.images)
     model = create_model(params.model, len(classes)).to(
         runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
     criterion = build_loss(train).to(runtime.device)
     optimizer = build_optimizer(model, train)
-    loader = make_loader(dataset, train.batch_size, shuffle=True, workers=train.workers, runtime=runtime,
-                         generator=torch.Generator().manual_seed(train.seed))
     # A constant-rate schedule: the measurement must not depend on where in a schedule it runs.
     schedule = LRSchedule(optimizer, train.model_copy(update={"scheduler": "none", "warmup_epochs": 0}), 1, 1)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=train.precision == "fp16")
     tools = PhaseTools(model, optimizer, schedule, scaler)
-    setup = TrainSetup(runtime, train, criterion, len(classes))
+
+    variants = {}  # (backend, workers) -> (loader, setup)
+    for backend in ("per_image", "batched"):
+        variant = params.model_copy(update={"augment": params.augment.model_copy(update={"backend": backend})})
+        dataset, source = training_images(variant, args.images)
+        batched = BatchAugment(variant.augment, train.image_size) if backend == "batched" else None
+        for workers in sorted({0, train.workers}):
+            loader = make_loader(dataset, train.batch_size, shuffle=True, workers=workers, runtime=runtime,
+                                 generator=torch.Generator().manual_seed(train.seed),
+                                 collate=pad_collate if batched else None)
+            variants[backend, workers] = loader, TrainSetup(runtime, train, criterion, len(classes), batched)
+    loader, setup = variants["per_image", 0]
     images, labels = next(iter(loader))
     images = runtime.images(images)
     targets = one_hot(labels.to(runtime.device), len(classes))
 
     bare_steps(model, images, targets, criterion, optimizer, runtime, train, 3)  # warm-up
-    epoch_rates, bare_rates = [], []
+    epoch_rates: dict[tuple[str, int], list[float]] = {key: [] for key in variants}
+    bare_rates = []
     for _ in range(args.repeats):
-        stats = train_one_epoch(tools, loader, setup, 1, 1)
-        epoch_rates.append(stats["images"] / stats["seconds"])
+        for key, (loader, setup) in variants.items():
+            stats = train_one_epoch(tools, loader, setup, 1, 1)
+            epoch_rates[key].append(stats["images"] / stats["seconds"])
         bare_rates.append(bare_steps(model, images, targets, criterion, optimizer, runtime, train, len(loader)))
-    epoch_rate, bare_rate = statistics.median(epoch_rates), statistics.median(bare_rates)
+    bare_rate = statistics.median(bare_rates)
     print(f"engine overhead ({params.model.arch}, {train.image_size} px, batch {train.batch_size}, "
-          f"{train.workers} workers, {train.precision}, {runtime.device}, {source}, {len(loader)} steps, "
+          f"{train.precision}, {runtime.device}, {source}, {len(loader)} steps, "
           f"median of {args.repeats}, {torch.get_num_threads()} threads)")
-    print(f"  whole epoch   {epoch_rate:8.1f} img/s   runs {[round(r, 1) for r in epoch_rates]}")
-    print(f"  bare step     {bare_rate:8.1f} img/s   runs {[round(r, 1) for r in bare_rates]}")
-    print(f"  ratio         {epoch_rate / bare_rate:8.3f}   (target >= 0.90)")
+    print(f"  {'bare step':<24} {bare_rate:8.1f} img/s   runs {[round(r, 1) for r in bare_rates]}")
+    for (backend, workers), rates in epoch_rates.items():
+        rate = statistics.median(rates)
+        print(f"  {f'epoch, {backend}, {workers} workers':<24} {rate:8.1f} img/s   ratio {rate / bare_rate:.3f}   "
+              f"runs {[round(r, 1) for r in rates]}")
+    print("  target: ratio >= 0.95")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,9 @@ class SubsetParams(Group):
 
 
 class AugmentParams(Group):
+    backend: Literal["batched", "per_image"] = Field("batched", description=(
+        "batched: the engine augments whole uint8 batches on the training device (data/batch_augment.py); "
+        "per_image: torchvision transforms in the DataLoader workers"))
     scale_min: float = Field(0.6, gt=0.0, le=1.0, description="RandomResizedCrop lower scale")
     rotation: float = Field(10.0, ge=0.0, le=180.0, description="degrees")
     hflip: float = Field(0.5, ge=0.0, le=1.0)

@@ -3,9 +3,13 @@
 train: RandomResizedCrop, mild rotation, horizontal flip, brightness/contrast jitter, normalisation,
 RandomErasing (on the normalised tensor, so erased pixels are zero = the dataset mean).
 eval: Resize (short side) + CenterCrop to image_size, normalisation.
+Under augment.backend = batched the training dataset has no per-image transform (`training_transform`
+gives None): the engine augments whole batches with data/batch_augment.py instead.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torchvision.transforms import v2
@@ -25,3 +29,8 @@ def build_transforms(augment: AugmentParams, image_size: int, train: bool) -> v2
         *normalise,
         v2.RandomErasing(augment.erasing),
     ])
+
+
+def training_transform(augment: AugmentParams, image_size: int) -> Callable | None:
+    """The training dataset's per-image transform: None under the batched backend (the engine augments)."""
+    return build_transforms(augment, image_size, train=True) if augment.backend == "per_image" else None

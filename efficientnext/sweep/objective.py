@@ -18,7 +18,7 @@ import torch
 
 from efficientnext import config, paper
 from efficientnext.data.datasets import PreparedImages, read_rows
-from efficientnext.data.transforms import build_transforms
+from efficientnext.data.transforms import build_transforms, training_transform
 from efficientnext.models import with_input_normalisation
 from efficientnext.paths import PREPARED, SUBSET_CSV
 from efficientnext import search_space
@@ -50,12 +50,14 @@ class SubsetTrainer:
     def __call__(self, params: config.Params, epochs: int, epoch_callback: EpochCallback) -> dict[str, float]:
         params = with_input_normalisation(params)
         classes = params.data.classes
-        sets = [
+        size = params.train.image_size
+        train_set, val_set = (
             PreparedImages(self.root / PREPARED, self.rows[self.rows["part"] == part].reset_index(drop=True),
-                           classes, build_transforms(params.augment, params.train.image_size, train=part == "train"))
-            for part in ("train", "val")
-        ]
-        return fit(params, *sets, classes, epochs=epochs, hooks=[CallbackHook(epoch_callback)]).best_metrics
+                           classes, transform)
+            for part, transform in (("train", training_transform(params.augment, size)),
+                                    ("val", build_transforms(params.augment, size, train=False))))
+        return fit(params, train_set, val_set, classes, epochs=epochs,
+                   hooks=[CallbackHook(epoch_callback)]).best_metrics
 
 
 class Objective:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from efficientnext.config import Params, TrainParams
+from efficientnext.data.batch_augment import BatchAugment, pad_collate
 from efficientnext.models import create_model
 from efficientnext.train import checkpoint, distributed
 from efficientnext.train.checkpoint import LAST, ResumeState
@@ -87,12 +88,19 @@ class PhaseTools:
 
 @dataclass(frozen=True)
 class TrainSetup:
-    """What every epoch of a run shares: where it computes, the train params, the loss and the class count."""
+    """What every epoch of a run shares: where it computes, the train params, the loss, the class count and
+    the batch augmentation (None: the dataset's per-image transforms already augmented)."""
 
     runtime: Runtime
     train: TrainParams
     criterion: nn.Module
     num_classes: int
+    augment: BatchAugment | None = None
+
+
+# Host syncs: the non-finite check and the progress bar's loss read the device every CHECK_EVERY steps, not
+# every step, so a GPU queues steps ahead; a diverged run still stops within CHECK_EVERY steps.
+CHECK_EVERY = 16
 
 
 def train_one_epoch(tools: PhaseTools, loader: DataLoader, setup: TrainSetup, epoch: int,
@@ -100,27 +108,29 @@ def train_one_epoch(tools: PhaseTools, loader: DataLoader, setup: TrainSetup, ep
     """One pass over the training loader; returns mean loss, accuracy, images and seconds (all ranks).
     `epoch` of `total_epochs` labels the progress bar and a non-finite loss."""
     model, optimizer, scaler = tools.model, tools.optimizer, tools.scaler
-    runtime, train = setup.runtime, setup.train
+    runtime, train, device = setup.runtime, setup.train, setup.runtime.device
     model.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    first_bad = torch.zeros(2, dtype=torch.float64, device=device)  # step, loss of the first non-finite loss
+    seen, step = 0, 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{total_epochs}", leave=False, dynamic_ncols=True,
                disable=None if runtime.ctx.is_main else True)
     for step, (images, labels) in enumerate(bar, start=1):
-        images, labels = runtime.images(images), labels.to(runtime.device, non_blocking=True)
+        if setup.augment is not None:
+            images = setup.augment(images, loader.generator, device)
+        images, labels = runtime.images(images), labels.to(device, non_blocking=True)
         targets = one_hot(labels, setup.num_classes)  # unsmoothed: the loss smooths and weights by class itself
         if train.mixup_alpha > 0:
             images, targets = mixup(images, targets, train.mixup_alpha)
         with runtime.autocast():
             logits = model(images)
         loss = setup.criterion(logits.float(), targets)
-        local_loss = loss.item()
-        # Under DDP every rank checks the summed loss, so all stop together instead of hanging.
-        checked = distributed.sum_across(runtime.ctx, [local_loss], runtime.device)[0]
-        if not np.isfinite(checked):
-            raise NonFiniteLossError(f"training loss is {checked} at epoch {epoch}, step {step}; "
-                                     "lower the learning rate or set train.grad_clip")
+        detached = loss.detach().double()
+        first_bad = torch.where((first_bad[0] == 0) & ~torch.isfinite(detached),
+                                torch.stack([detached.new_tensor(step), detached]), first_bad)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if train.grad_clip:
@@ -129,14 +139,27 @@ def train_one_epoch(tools: PhaseTools, loader: DataLoader, setup: TrainSetup, ep
         scaler.step(optimizer)
         scaler.update()
         tools.schedule.after_batch()
-        loss_sum += local_loss * labels.shape[0]
-        correct += int((logits.argmax(1) == labels).sum())
+        loss_sum += detached * labels.shape[0]
+        correct += (logits.argmax(1) == labels).sum()
         seen += labels.shape[0]
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+        if step % CHECK_EVERY == 0:
+            check_finite(first_bad, runtime, epoch)
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", refresh=False)
+    check_finite(first_bad, runtime, epoch)
     seconds = time.perf_counter() - start
-    loss_sum, correct, seen = distributed.sum_across(runtime.ctx, [loss_sum, correct, seen], runtime.device)
-    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1), "images": int(seen),
+    loss_total, correct_total, seen = distributed.sum_across(runtime.ctx, [float(loss_sum), int(correct), seen],
+                                                             device)
+    return {"loss": loss_total / max(seen, 1), "accuracy": correct_total / max(seen, 1), "images": int(seen),
             "seconds": seconds}
+
+
+def check_finite(first_bad: torch.Tensor, runtime: Runtime, epoch: int) -> None:
+    """Raise NonFiniteLossError on every rank when any rank saw a non-finite loss (so none hangs)."""
+    step, loss = first_bad.tolist()
+    if distributed.sum_across(runtime.ctx, [float(step > 0)], runtime.device)[0]:
+        where = f"step {int(step)}" if step > 0 else "another rank"
+        raise NonFiniteLossError(f"training loss is {loss if step > 0 else 'not finite'} at epoch {epoch}, "
+                                 f"{where}; lower the learning rate or set train.grad_clip")
 
 
 @torch.no_grad()
@@ -256,10 +279,14 @@ def fit(params: Params, train_set: Dataset, val_set: Dataset, classes: list[str]
     model.to(runtime.device, memory_format=torch.channels_last if train.channels_last else torch.preserve_format)
     phases = plan_phases(params.model, train, epochs)
     weight = inverse_frequency_weights(train_set.targets, len(classes))  # build_loss decides whether it applies
-    setup = TrainSetup(runtime, train, build_loss(train, weight).to(runtime.device), len(classes))
+    batched = params.augment.backend == "batched"
+    setup = TrainSetup(runtime, train, build_loss(train, weight).to(runtime.device), len(classes),
+                       BatchAugment(params.augment, train.image_size) if batched else None)
+    # Seeds the shuffling, the workers and the batch augmentation; its state is in last.pt.
     generator = torch.Generator().manual_seed(train.seed + ctx.rank)
     train_loader = make_loader(train_set, train.batch_size, shuffle=True, workers=train.workers,
-                               runtime=runtime, generator=generator, seed=train.seed)
+                               runtime=runtime, generator=generator, seed=train.seed,
+                               collate=pad_collate if batched else None)
     val_loader = make_loader(val_set, train.batch_size, shuffle=False, workers=train.workers, runtime=runtime)
 
     out = Path(out_dir) if out_dir is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -73,8 +74,10 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: int, runtime: Runtime,
-                generator: torch.Generator | None = None, seed: int = 0) -> DataLoader:
-    """Training loaders shuffle (DistributedSampler under DDP); evaluation loaders shard without padding."""
+                generator: torch.Generator | None = None, seed: int = 0,
+                collate: Callable | None = None) -> DataLoader:
+    """Training loaders shuffle (DistributedSampler under DDP); evaluation loaders shard without padding.
+    `collate`: e.g. batch_augment.pad_collate for differently sized uint8 images (default: stack)."""
     ctx = runtime.ctx
     if shuffle:
         sampler = (DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=True, seed=seed)
@@ -84,7 +87,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
     # Workers are not persistent: each epoch's workers are seeded from `generator`, whose state the
     # checkpoint carries, so a resumed epoch sees the same augmentations.
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      generator=generator, worker_init_fn=_seed_worker,
+                      collate_fn=collate, generator=generator, worker_init_fn=_seed_worker,
                       pin_memory=runtime.device.type == "cuda",
                       # drop a short last batch in training: BatchNorm cannot train on one sample.
                       drop_last=shuffle and len(sampler) > batch_size)

@@ -21,7 +21,7 @@ from efficientnext import artifacts
 from efficientnext.choices import chosen_params
 from efficientnext.config import Params
 from efficientnext.data.datasets import PreparedImages, read_rows
-from efficientnext.data.transforms import build_transforms
+from efficientnext.data.transforms import build_transforms, training_transform
 from efficientnext.models import with_input_normalisation
 from efficientnext.paths import PREPARED, PREPARED_INDEX, RunPaths, split_csv
 from efficientnext import search_space
@@ -56,7 +56,7 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     classes = list(params.data.classes)
     size = params.train.image_size
     train_rows, val_rows = read_rows(split_csv("train")), read_rows(split_csv("val"))
-    train_set = PreparedImages(PREPARED, train_rows, classes, build_transforms(params.augment, size, train=True))
+    train_set = PreparedImages(PREPARED, train_rows, classes, training_transform(params.augment, size))
     val_set = PreparedImages(PREPARED, val_rows, classes, build_transforms(params.augment, size, train=False))
     # A different split or cache must never resume an old run's checkpoint.
     resume_key = {str(path): file_digest(path) for path in (split_csv("train"), split_csv("val"), PREPARED_INDEX)}
