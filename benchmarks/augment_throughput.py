@@ -12,6 +12,7 @@ collate (padding). Median of --repeats passes.
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 import torch
 from torchvision.utils import save_image
