@@ -35,7 +35,8 @@ def load_summary(path: str | Path) -> pd.DataFrame:
 
 
 def seed_runs(plan: str | Path, root: Path = Path(".")) -> pd.DataFrame:
-    """One row per trained run of a summary's rows: factor, level, variant, seed and its test metrics."""
+    """One row per trained run of a summary's rows: factor, level (the selected one marked), variant, seed
+    and its test metrics."""
     record = json.loads(Path(plan).read_text())
     rows = []
     for row in record["rows"]:
@@ -43,7 +44,8 @@ def seed_runs(plan: str | Path, root: Path = Path(".")) -> pd.DataFrame:
             continue
         for seed in record["seeds"]:
             test = json.loads((root / row["variant"] / f"seed{seed}" / "metrics/test.json").read_text())
-            rows.append({"factor": row["factor"], "level": ablations.level_name(row["level"]),
+            level = ablations.level_name(row["level"]) + (" (selected)" if row["reference"] else "")
+            rows.append({"factor": row["factor"], "level": level,
                          "variant": row["variant"], "seed": seed,
                          **{key: test[key] for key in ("macro_f1", "accuracy", "ece")}})
     return pd.DataFrame(rows)

@@ -6,6 +6,7 @@ its cell's value, and nothing stays open. Axes carry labels and units, so a figu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MultipleLocator
 from sklearn.metrics import auc
 
 from efficientnext.report.architecture import Box
@@ -31,6 +32,12 @@ def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, Sequ
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     axes = figure.subplots(1, columns, squeeze=False)[0]
     return figure, axes
+
+
+def _integer_axis(ax, values: pd.Series) -> None:
+    """Epochs or trial numbers on x: whole numbers only, about ten ticks at most."""
+    ax.set_xlim(values.min() - 0.5, values.max() + 0.5)
+    ax.xaxis.set_major_locator(MultipleLocator(max(1, math.ceil((values.max() - values.min() + 1) / 10))))
 
 
 def architecture(boxes: list[Box], title: str) -> Figure:
@@ -71,7 +78,7 @@ def training_curves(results: Results) -> Figure:
         for phase, start in results.train.get("phase_starts", {}).items():
             if start > 1:
                 ax.axvline(start - 0.5, color="C3", linestyle="--", label=f"{phase} starts")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_axis(ax, curves["step"])
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
@@ -79,7 +86,8 @@ def training_curves(results: Results) -> Figure:
 
 
 def confusion(results: Results) -> Figure:
-    """The test confusion matrix: counts, and normalised by row (each true class sums to 1: its recall on the diagonal)."""
+    """The test confusion matrix: counts, and normalised by row (each true class sums to 1, its recall on the
+    diagonal)."""
     classes = results.classes
     figure, axes = _figure(11, 4.4, columns=2)
     for ax, key, fmt, title in ((axes[0], "confusion_matrix", "d", "counts"),
@@ -141,7 +149,7 @@ def sweep_history(results: Results) -> Figure:
     figure, (ax,) = _figure(7, 3.8)
     sns.scatterplot(history, x="number", y="value", hue="state", style="state", s=60, ax=ax)
     ax.step(history["number"], history["best_value"], where="post", color="0.3", label="best so far")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_axis(ax, history["number"])
     ax.set_xlabel("trial")
     ax.set_ylabel("validation macro F1 (subset)")
     ax.legend(fontsize=8)

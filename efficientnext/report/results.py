@@ -96,12 +96,11 @@ def table_8_2(results: Results) -> pd.DataFrame:
     """Train and validation loss, accuracy and macro-F1 at the best epoch (train macro-F1 is not logged)."""
     at_best = best_epoch_row(results)
     val = results.train["val"]
-    return pd.DataFrame([
-        {"Metric": "Loss", "Train (best epoch)": metric(at_best.get("train/loss")), "Val (best epoch)": metric(val["loss"])},
-        {"Metric": "Accuracy", "Train (best epoch)": metric(at_best.get("train/accuracy")),
-         "Val (best epoch)": metric(val["accuracy"])},
-        {"Metric": "Macro F1", "Train (best epoch)": metric(None), "Val (best epoch)": metric(val["macro_f1"])},
-    ])
+    rows = (("Loss", at_best.get("train/loss"), val["loss"]),
+            ("Accuracy", at_best.get("train/accuracy"), val["accuracy"]),
+            ("Macro F1", None, val["macro_f1"]))
+    return pd.DataFrame([{"Metric": name, "Train (best epoch)": metric(train), "Val (best epoch)": metric(validation)}
+                         for name, train, validation in rows])
 
 
 def table_8_3(results: Results) -> pd.DataFrame:
