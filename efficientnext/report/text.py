@@ -27,10 +27,14 @@ def value(item: Any) -> str:
     return "—" if item is None else str(item)
 
 
+def _cell(item: Any) -> str:
+    """A cell's text with the characters Markdown would read as table or emphasis syntax escaped."""
+    return str(item).replace("|", "\\|").replace("*", "\\*")
+
+
 def markdown_table(frame: pd.DataFrame, align_right: tuple[str, ...] = ()) -> str:
     """A DataFrame of printed strings as a Markdown table (columns in `align_right` right-aligned)."""
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "".join("---:|" if column in align_right else "---|" for column in frame.columns)
-    rows = ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |"
-            for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
