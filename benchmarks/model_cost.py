@@ -12,58 +12,18 @@ before quoting it.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import timm
 import torch
-from torch import nn
 
 import efficientnext  # noqa: F401  (registers efficientnext_paper)
+from efficientnext.models.speed import images_per_second
 from efficientnext.models.summary import summarize
 
 MODELS = ("efficientnext_paper", "efficientnet_b2")
 COST_SIZES = (224, 260)
 SPEED_SIZES = (96, 224)
 BATCH, CLASSES = 16, 5
-
-
-def batch_step(model: nn.Module, size: int, train: bool) -> Callable[[], None]:
-    """One batch: training (forward, cross-entropy, backward, SGD step) or inference."""
-    images = torch.randn(BATCH, 3, size, size).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, CLASSES, (BATCH,))
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-
-    def step() -> None:
-        model.train(train)
-        if train:
-            optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(images), labels).backward()
-            optimizer.step()
-        else:
-            with torch.no_grad():
-                model(images)
-
-    return step
-
-
-def images_per_second(models: dict[str, nn.Module], size: int, train: bool, repeats: int,
-                      steps: int) -> dict[str, float]:
-    """Median img/s of each model; the models take turns within every repeat, so a busy spell on a shared
-    machine slows them alike."""
-    batch_steps = {name: batch_step(model, size, train) for name, model in models.items()}
-    for step in batch_steps.values():
-        for _ in range(2):  # warm-up: allocator, oneDNN primitives
-            step()
-    rates: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, step in batch_steps.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            rates[name].append(BATCH * steps / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def main() -> None:
@@ -84,7 +44,7 @@ def main() -> None:
     for size in SPEED_SIZES:
         for train in (True, False):
             columns.append(f"{'train' if train else 'infer'} img/s @{size}")
-            for name, rate in images_per_second(models, size, train, args.repeats, args.steps).items():
+            for name, rate in images_per_second(models, size, train, args.repeats, args.steps, BATCH, CLASSES).items():
                 rows[name].append(rate)
     rows["ratio (EfficientNext / B2)"] = [a / b for a, b in zip(*rows.values())]
 

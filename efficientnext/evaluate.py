@@ -133,11 +133,11 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     names = np.asarray(classes)
     artifacts.write_csv(out.plots / "confusion.csv",
                         pd.DataFrame({"actual": names[labels], "predicted": names[probs.argmax(1)]}))
-    artifacts.write_csv(out.plots / "reliability.csv", reliability_curve(probs, labels, bins))
-    for old in (out.plots / "roc").glob("*.csv"):
+    artifacts.write_csv(out.reliability, reliability_curve(probs, labels, bins))
+    for old in out.roc.glob("*.csv"):
         old.unlink()
     for name, curve in roc_curves(labels, probs, classes).items():
-        artifacts.write_csv(out.plots / "roc" / f"{name}.csv", curve)
+        artifacts.write_csv(out.roc / f"{name}.csv", curve)
     print(f"test: accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
           f"ROC-AUC {metrics['roc_auc_ovr'] or float('nan'):.3f}  ECE {metrics['ece']:.3f}  "
           f"(validation macro-F1 {metrics['validation']['macro_f1']:.3f}) -> {out.test_metrics}", flush=True)

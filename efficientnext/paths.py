@@ -66,3 +66,11 @@ class RunPaths:
     @property
     def plots(self) -> Path:
         return self.root / "plots"
+
+    @property
+    def reliability(self) -> Path:
+        return self.plots / "reliability.csv"
+
+    @property
+    def roc(self) -> Path:
+        return self.plots / "roc"

@@ -120,9 +120,11 @@ def test_all_from_a_fresh_clone_then_nothing_to_do(finished):
             assert json.loads((out / "metrics/train.json").read_text())["epochs"] == 3
     assert yaml.safe_load((repo / "results/baselines/transfer/seed1/dvclive/params.yaml").read_text())["arch"] == \
         "transfer"
-    ignored = subprocess.run(["git", "status", "--porcelain", "--", "results", ".snakemake"], cwd=repo,
+    report = (repo / "reports/ablations.md").read_text()  # its contents: tests/test_report.py
+    assert "## Ablations" in report and "## Baselines" in report and (repo / "reports/ablations.html").is_file()
+    ignored = subprocess.run(["git", "status", "--porcelain", "--", "results", ".snakemake", "reports"], cwd=repo,
                              capture_output=True, text=True, check=True)
-    assert ignored.stdout == ""  # results/ and .snakemake/ never land in the repository
+    assert ignored.stdout == ""  # results/, .snakemake/ and the ablation report never land in the repository
 
     assert job_counts(snakemake(repo, "-n", "all").stdout) == {}
     # DVC rewrites timestamps (checkout, a re-run that restores from its cache): nothing re-trains
@@ -139,11 +141,11 @@ def test_a_changed_param_reruns_exactly_its_runs(finished):
     try:
         set_params(repo, {"ablations.factors": {"attention": ["eca", "none", "se"], "norm": ["evonorms0"]}})
         assert job_counts(snakemake(repo, "-n", "all").stdout) == {
-            "train": 2, "evaluate": 2, "ablations_summary": 1, "all": 1}
+            "train": 2, "evaluate": 2, "ablations_summary": 1, "ablations_report": 1, "all": 1}
         (repo / "params.yaml").write_text(original)
         set_params(repo, {"ablations.significance": 0.1})
         assert job_counts(snakemake(repo, "-n", "all").stdout) == {
-            "ablations_summary": 1, "baselines_summary": 1, "all": 1}
+            "ablations_summary": 1, "baselines_summary": 1, "ablations_report": 1, "all": 1}
         (repo / "params.yaml").write_text(original)
         set_params(repo, {"evaluate.ece_bins": 10})
         assert job_counts(snakemake(repo, "-n", "baselines").stdout) == {

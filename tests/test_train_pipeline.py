@@ -1,4 +1,5 @@
-"""End to end: `dvc repro evaluate` on the tiny profile in a temporary git copy of the repository."""
+"""End to end: `dvc repro` (evaluate, then the report) on the tiny profile in a temporary git copy of the
+repository."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ METRIC_KEYS = {"accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_a
 
 
 @pytest.mark.slow
-def test_dvc_repro_evaluate_on_tiny_profile(tiny_repo: Path, tmp_path: Path, monkeypatch):
+def test_dvc_repro_on_tiny_profile(tiny_repo: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv(params_trace.ENV, str(tmp_path / "params-read"))
-    dvc(tiny_repo, "repro", "evaluate")
+    dvc(tiny_repo, "repro")
     # dvc.yaml lists exactly the params keys each stage's run read (tests/test_dvc_deps.py)
     assert params_mismatches(tmp_path / "params-read") == {}
     classes = yaml.safe_load((tiny_repo / "params.yaml").read_text())["data"]["classes"]
@@ -50,6 +51,8 @@ def test_dvc_repro_evaluate_on_tiny_profile(tiny_repo: Path, tmp_path: Path, mon
     plots = json.loads(dvc(tiny_repo, "plots", "show", "--json", "--split").stdout)["data"]
     assert {"dvclive/plots/metrics/val/macro_f1.tsv", "plots/confusion.csv", "plots/reliability.csv"} <= set(plots)
     assert any(name.startswith("plots/roc/") for name in plots)
+    # the report closes the DAG (its contents: tests/test_report.py)
+    assert (tiny_repo / "reports/results.html").is_file() and (tiny_repo / "reports/results.md").is_file()
     assert dvc(tiny_repo, "status").stdout.strip().endswith("up to date.")
 
 
