@@ -15,9 +15,8 @@ import argparse
 
 import numpy as np
 import torch
-from torchvision.utils import save_image
-
 from input_pipeline import images_per_second  # benchmarks/ is the script's directory
+from torchvision.utils import save_image
 
 from efficientnext import config
 from efficientnext.data import generate, prepare
