@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 
-def batch_step(model: nn.Module, size: int, batch: int, classes: int, train: bool) -> Callable[[], None]:
+def batch_step(model: nn.Module, size: int, batch: int, classes: int, train: bool,
+               memory_format: torch.memory_format = torch.channels_last) -> Callable[[], None]:
     """One batch of `batch` random images: training (forward, cross-entropy, backward, SGD step) or inference."""
     device = next(model.parameters()).device
-    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, classes, (batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
@@ -35,10 +36,13 @@ def batch_step(model: nn.Module, size: int, batch: int, classes: int, train: boo
 
 
 def images_per_second(models: dict[str, nn.Module], size: int, train: bool, repeats: int, steps: int,
-                      batch: int = 16, classes: int = 5) -> dict[str, float]:
-    """Median img/s of each model; the models take turns within every repeat, so a busy spell on a shared
-    machine slows them alike."""
-    batch_steps = {name: batch_step(model, size, batch, classes, train) for name, model in models.items()}
+                      batch: int = 16, classes: int = 5,
+                      memory_formats: dict[str, torch.memory_format] | None = None) -> dict[str, float]:
+    """Median img/s of each model (inputs channels_last unless `memory_formats` says otherwise); the models
+    take turns within every repeat, so a busy spell on a shared machine slows them alike."""
+    formats = memory_formats or {}
+    batch_steps = {name: batch_step(model, size, batch, classes, train, formats.get(name, torch.channels_last))
+                   for name, model in models.items()}
     for step in batch_steps.values():
         for _ in range(2):  # warm-up: allocator, oneDNN primitives
             step()
