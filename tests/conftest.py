@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from efficientnext import config
+from efficientnext.worktree import copy_worktree, write_params  # noqa: F401  (tests import write_params from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -32,27 +32,9 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return run([str(VENV_BIN / "dvc"), *args], cwd=repo, check=check)
 
 
-def write_params(repo: Path, overrides: dict[str, Any]) -> None:
-    path = repo / "params.yaml"
-    raw = config.apply_overrides(yaml.safe_load(path.read_text()), overrides)
-    config.validate(raw)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-
-
 def make_repo(dest: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Copy the working tree (tracked and non-ignored files) to `dest`, apply the tiny profile, git-commit it."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    write_params(dest, {**TINY_PROFILE, **(overrides or {})})
-    run(["git", "init", "-q"], cwd=dest)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], cwd=dest)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"], cwd=dest)
-    return dest
+    return copy_worktree(ROOT, dest, {**TINY_PROFILE, **(overrides or {})})
 
 
 @pytest.fixture
