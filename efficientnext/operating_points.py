@@ -83,9 +83,10 @@ def operating_points(val_labels: np.ndarray, val_probs: np.ndarray, test_labels:
             "default_threshold": reachable[0] if reachable else None}
 
 
-def default_threshold(test_metrics: Path, unsafe_classes: list[str]) -> float:
-    """The default threshold evaluate chose (metrics/test.json), for these unsafe classes; UserError when there
-    is none to take (no evaluation yet, other unsafe classes, no target reached): pass a threshold instead."""
+def default_threshold(test_metrics: Path, unsafe_classes: list[str]) -> float | None:
+    """The default threshold evaluate chose (metrics/test.json) for these unsafe classes, None when no target
+    precision was reached; UserError when there is nothing to take it from (no evaluation yet, other unsafe
+    classes): pass a threshold instead."""
     if not test_metrics.is_file():
         raise UserError(f"{test_metrics} not found: run `dvc repro evaluate` for the default threshold, or pass "
                         "--threshold")
@@ -95,8 +96,4 @@ def default_threshold(test_metrics: Path, unsafe_classes: list[str]) -> float:
     if block["unsafe_classes"] != list(unsafe_classes):
         raise UserError(f"{test_metrics}'s thresholds are for unsafe classes {block['unsafe_classes']}, params.yaml "
                         f"has {list(unsafe_classes)}: rerun `dvc repro evaluate`, or pass --threshold")
-    if block["default_threshold"] is None:
-        targets = [point["target_precision"] for point in block["targets"]]
-        raise UserError(f"{test_metrics}: no threshold reaches any of the target precisions {targets} on the "
-                        "validation split; pass --threshold (README, \"Predict\")")
-    return float(block["default_threshold"])
+    return block["default_threshold"]

@@ -1,0 +1,131 @@
+"""`efficientnext export`: the best checkpoint as models/model.onnx, checked against torch before it is kept.
+
+The graph maps a float32 batch `image` (N×3×S×S, N dynamic) to `probabilities` (N×classes, softmax inside).
+Its metadata is the model card (efficientnext/model_card.py): classes, input size, the two resizes, mean and
+std, unsafe classes and the default threshold from metrics/test.json, so onnxruntime alone can use it.
+
+Exporter choices at torch 2.14 (README, "Export"): the dynamo exporter (torch's default; the TorchScript one
+is deprecated), opset 20 pinned rather than left to the exporter's default (GroupNorm becomes
+InstanceNormalization + affine there; GroupNormalization-18 was wrong and only opset 21 fixed it), weights
+inside the one .onnx file (external data off: the model is far below protobuf's 2 GB limit, and one file is
+what a user copies), traced at batch 2 so the batch axis is not specialised to 1.
+
+Parity: the command runs the written file in onnxruntime and the checkpoint in torch on real test images
+(the prepared cache, through evaluate's transform) and refuses to keep it unless every probability agrees
+within PARITY_TOLERANCE and every top class is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from efficientnext import artifacts
+from efficientnext.config import Params, UserError
+from efficientnext.data.datasets import PreparedImages, read_rows
+from efficientnext.data.transforms import build_transforms
+from efficientnext.evaluate import load_model
+from efficientnext.model_card import ModelCard
+from efficientnext.onnx_model import INPUT, OUTPUT, OnnxClassifier
+from efficientnext.operating_points import default_threshold
+from efficientnext.paths import PREPARED, RunPaths, split_csv
+from efficientnext.stage import add_params_arguments, load_params
+from efficientnext.train.metrics import softmax
+
+OPSET = 20
+PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over every image and class
+TRACE_BATCH = 2
+
+
+class WithSoftmax(nn.Module):
+    """The classifier with its probabilities as the graph's output."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(image), dim=1)
+
+
+def export_onnx(model: nn.Module, card: ModelCard, path: Path) -> None:
+    """Write `model` (eval mode, CPU) with `card` as metadata to `path` atomically, as one file."""
+    example = torch.zeros(TRACE_BATCH, 3, card.image_size, card.image_size)
+    program = torch.onnx.export(WithSoftmax(model).eval(), (example,), input_names=[INPUT], output_names=[OUTPUT],
+                                dynamic_shapes={"image": {0: torch.export.Dim("batch", min=1)}}, opset_version=OPSET,
+                                dynamo=True, verbose=False)
+    program.model.metadata_props.update(card.metadata())
+    with artifacts.atomic_path(path) as tmp:
+        program.save(tmp, external_data=False)
+
+
+@dataclass(frozen=True)
+class Parity:
+    images: int
+    max_abs_diff: float  # of probabilities
+    top_class_mismatches: int
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= PARITY_TOLERANCE and self.top_class_mismatches == 0
+
+    def describe(self) -> str:
+        return (f"{self.images} images: max |p_onnx - p_torch| = {self.max_abs_diff:.2e} (tolerance "
+                f"{PARITY_TOLERANCE:.0e}), {self.top_class_mismatches} top-class mismatches")
+
+
+def parity(model: nn.Module, onnx_path: Path, inputs: torch.Tensor) -> Parity:
+    """The ONNX file in onnxruntime against `model` in torch (fp32, CPU) on `inputs`."""
+    with torch.inference_mode():
+        expected = softmax(model(inputs).float().numpy())
+    got = OnnxClassifier(onnx_path, device="cpu")(inputs.numpy())
+    return Parity(len(inputs), float(np.abs(got - expected).max()),
+                  int((got.argmax(1) != expected.argmax(1)).sum()))
+
+
+def parity_inputs(params: Params, card: ModelCard, count: int) -> torch.Tensor:
+    """The first `count` test-split images as evaluate feeds them to the model."""
+    rows = read_rows(split_csv("test")).head(count)
+    augment = params.augment.model_copy(update={"mean": tuple(card.mean), "std": tuple(card.std)})
+    images = PreparedImages(PREPARED, rows, card.classes, build_transforms(augment, card.image_size, train=False))
+    return torch.stack([images[i][0] for i in range(len(images))])
+
+
+def run(args: argparse.Namespace) -> None:
+    params = load_params(args)
+    model, record = load_model(args.checkpoint, torch.device("cpu"))
+    unsafe = params.evaluate.unsafe_classes
+    threshold = default_threshold(RunPaths(args.checkpoint.parent.parent).test_metrics, unsafe)
+    card = ModelCard(classes=list(record.classes), image_size=record.image_size, short_side=params.prepare.short_side,
+                     mean=list(record.mean), std=list(record.std), unsafe_classes=list(unsafe), threshold=threshold)
+    if not split_csv("test").is_file():
+        raise UserError(f"{split_csv('test')} not found: the parity check needs the test split (`dvc repro prepare`)")
+    inputs = parity_inputs(params, card, args.parity_images)
+    candidate = args.out.with_name(f".{args.out.name}.candidate")
+    try:
+        export_onnx(model, card, candidate)
+        checked = parity(model, candidate, inputs)
+        if not checked.ok:
+            raise UserError(f"ONNX parity failed on {checked.describe()}; {args.out} not written")
+        candidate.replace(args.out)
+    finally:
+        candidate.unlink(missing_ok=True)
+    size_mb = args.out.stat().st_size / 2**20
+    threshold_text = "none (pass --threshold to predict)" if threshold is None else f"{threshold:.4f}"
+    print(f"export: {args.out} ({size_mb:.1f} MiB, opset {OPSET}); parity on {checked.describe()}; "
+          f"default threshold {threshold_text}")
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    run_paths = RunPaths()
+    parser = sub.add_parser("export", help=f"the checkpoint as {run_paths.onnx}, parity-checked against torch")
+    parser.add_argument("--checkpoint", type=Path, default=run_paths.best, help=f"default {run_paths.best}")
+    parser.add_argument("--out", type=Path, default=run_paths.onnx, help=f"default {run_paths.onnx}")
+    parser.add_argument("--parity-images", type=int, default=64, help="test images the parity check runs (default 64)")
+    add_params_arguments(parser)
+    parser.set_defaults(func=run)
