@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from conftest import ROOT, TINY_PROFILE, tiny_classifier
+from conftest import ROOT, TINY_PROFILE, VENV_BIN, dvc, run, tiny_classifier
 from efficientnext import cli, config
 from efficientnext.config import AugmentParams
 from efficientnext.data.eval_input import eval_input
@@ -184,3 +184,37 @@ def test_the_onnx_backend_runs_without_importing_torch(folder: Path, trained: Pa
     table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
     assert len(table) == 9 and (table["decision"] == "error").sum() == 4  # huge.png is within the default limit
     assert "onnx on cpu" in out.stderr
+
+
+@pytest.mark.slow
+def test_predict_on_raw_files_is_what_evaluate_saw(tiny_repo: Path):
+    """The tiny pipeline, then export and predict on data/raw (the injected broken files included): every file
+    one row, the quarantined ones with validate's reason, the test split's probabilities exactly evaluate's."""
+    dvc(tiny_repo, "repro", "evaluate")
+    python = str(VENV_BIN / "python")
+    exported = run([python, "-m", "efficientnext.cli", "export"], tiny_repo).stdout
+    assert "export: models/model.onnx" in exported and "0 top-class mismatches" in exported
+    metrics = json.loads((tiny_repo / "metrics/test.json").read_text())["operating_points"]
+    assert metrics["unsafe_classes"] == ["porn", "hentai", "sexy"] and len(metrics["targets"]) == 2
+    assert OnnxClassifier(tiny_repo / "models/model.onnx").card.threshold == metrics["default_threshold"]
+    threshold = [] if metrics["default_threshold"] is not None else ["--threshold", "0.5"]
+    tables = {}
+    for backend in ("torch", "onnx"):
+        run([python, "-m", "efficientnext.cli", "predict", "data/raw", "--backend", backend, "--out",
+             f"{backend}.csv", *threshold], tiny_repo)
+        tables[backend] = pd.read_csv(tiny_repo / f"{backend}.csv", keep_default_na=False).set_index("path")
+
+    manifest = pd.read_csv(tiny_repo / "data/manifest.csv", keep_default_na=False)
+    manifest.index = "data/raw/" + manifest["path"]
+    files = sorted(p.relative_to(tiny_repo).as_posix() for p in (tiny_repo / "data/raw").rglob("*") if p.is_file())
+    for table in tables.values():
+        assert sorted(table.index) == files
+        quarantined = manifest[manifest["status"] == "quarantined"]
+        assert len(quarantined) >= 4
+        assert table.loc[quarantined.index, "error"].str.split(":").str[0].tolist() == quarantined["reason"].tolist()
+    evaluated = pd.read_csv(tiny_repo / "predictions/test.csv").set_index("path")
+    evaluated.index = "data/raw/" + evaluated.index
+    assert np.array_equal(tables["torch"].loc[evaluated.index, CLASSES].to_numpy(dtype=float),
+                          evaluated[CLASSES].to_numpy())
+    assert np.abs(tables["onnx"].loc[evaluated.index, CLASSES].to_numpy(dtype=float)
+                  - evaluated[CLASSES].to_numpy()).max() <= 1e-4
