@@ -8,7 +8,8 @@ Exporter choices at torch 2.14 (README, "Export"): the dynamo exporter (torch's 
 is deprecated), opset 20 pinned rather than left to the exporter's default (GroupNorm becomes
 InstanceNormalization + affine there; GroupNormalization-18 was wrong and only opset 21 fixed it), weights
 inside the one .onnx file (external data off: the model is far below protobuf's 2 GB limit, and one file is
-what a user copies), traced at batch 2 so the batch axis is not specialised to 1.
+what a user copies), traced at batch 2 so the batch axis is not specialised to 1, then the exact graph
+clean-ups of efficientnext/onnx_graph.py.
 
 Parity: the command runs the written file in onnxruntime and the checkpoint in torch on real test images
 (the prepared cache, through evaluate's transform) and refuses to keep it unless every probability agrees
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx import helper
 from torch import nn
 
 from efficientnext import artifacts
@@ -31,7 +34,8 @@ from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.evaluate import load_model
 from efficientnext.model_card import ModelCard
-from efficientnext.onnx_model import INPUT, OUTPUT, OnnxClassifier
+from efficientnext.onnx_graph import simplify
+from efficientnext.onnx_model import INPUT, OUTPUT, inference_session, probabilities
 from efficientnext.operating_points import default_threshold
 from efficientnext.paths import PREPARED, RunPaths, split_csv
 from efficientnext.stage import add_params_arguments, load_params
@@ -53,15 +57,18 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.model(image), dim=1)
 
 
-def export_onnx(model: nn.Module, card: ModelCard, path: Path) -> None:
-    """Write `model` (eval mode, CPU) with `card` as metadata to `path` atomically, as one file."""
-    example = torch.zeros(TRACE_BATCH, 3, card.image_size, card.image_size)
+def export_onnx(model: nn.Module, path: Path, image_size: int, metadata: dict[str, str]) -> None:
+    """Write `model` (eval mode, CPU) with `metadata` (the model card's, for the pipeline's model) to `path`
+    atomically, as one file."""
+    example = torch.zeros(TRACE_BATCH, 3, image_size, image_size)
     program = torch.onnx.export(WithSoftmax(model).eval(), (example,), input_names=[INPUT], output_names=[OUTPUT],
                                 dynamic_shapes={"image": {0: torch.export.Dim("batch", min=1)}}, opset_version=OPSET,
                                 dynamo=True, verbose=False)
-    program.model.metadata_props.update(card.metadata())
+    proto = program.model_proto
+    simplify(proto)
+    helper.set_model_props(proto, metadata)
     with artifacts.atomic_path(path) as tmp:
-        program.save(tmp, external_data=False)
+        onnx.save(proto, tmp)  # one file: the weights inside (far below protobuf's 2 GB)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def parity(model: nn.Module, onnx_path: Path, inputs: torch.Tensor) -> Parity:
     """The ONNX file in onnxruntime against `model` in torch (fp32, CPU) on `inputs`."""
     with torch.inference_mode():
         expected = softmax(model(inputs).float().numpy())
-    got = OnnxClassifier(onnx_path, device="cpu")(inputs.numpy())
+    got = probabilities(inference_session(onnx_path, device="cpu"), inputs.numpy())
     return Parity(len(inputs), float(np.abs(got - expected).max()),
                   int((got.argmax(1) != expected.argmax(1)).sum()))
 
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
     inputs = parity_inputs(params, card, args.parity_images)
     candidate = args.out.with_name(f".{args.out.name}.candidate")
     try:
-        export_onnx(model, card, candidate)
+        export_onnx(model, candidate, card.image_size, card.metadata())
         checked = parity(model, candidate, inputs)
         if not checked.ok:
             raise UserError(f"ONNX parity failed on {checked.describe()}; {args.out} not written")

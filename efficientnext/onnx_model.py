@@ -27,20 +27,29 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
+def inference_session(path: str | Path, device: str = "auto", threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session on CUDA (auto: when this onnxruntime has it) or CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `efficientnext export` first")
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA not in available:
+        raise UserError(f"--device cuda but this onnxruntime has no {CUDA} (available: {', '.join(available)})")
+    providers = [CUDA, CPU] if device != "cpu" and CUDA in available else [CPU]
+    return ort.InferenceSession(str(path), session_options(threads), providers=providers)
+
+
+def probabilities(session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
+    return session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
 class OnnxClassifier:
-    """`classifier(batch)`: float32 NCHW inputs -> float32 class probabilities, on CPU or CUDA."""
+    """`classifier(batch)`: float32 NCHW inputs -> float32 class probabilities, with the file's model card."""
 
     def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path} not found: run `efficientnext export` first")
-        available = ort.get_available_providers()
-        if device == "cuda" and CUDA not in available:
-            raise UserError(f"--device cuda but this onnxruntime has no {CUDA} (available: {', '.join(available)})")
-        providers = [CUDA, CPU] if device != "cpu" and CUDA in available else [CPU]
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
+        self.session = inference_session(path, device, threads)
         self.card = ModelCard.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.device = "cuda" if self.session.get_providers()[0] == CUDA else "cpu"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return probabilities(self.session, batch)

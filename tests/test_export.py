@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
@@ -36,7 +37,7 @@ def exported(tmp_path_factory) -> tuple[torch.nn.Module, ModelCard, Path]:
     """A tiny model exported once: the model, its card and the file."""
     model, params = tiny_classifier(*PAIRS[0])
     path = tmp_path_factory.mktemp("export") / "model.onnx"
-    export_onnx(model, card_of(params), path)
+    export_onnx(model, path, params.train.image_size, card_of(params).metadata())
     return model, card_of(params), path
 
 
@@ -44,8 +45,12 @@ def exported(tmp_path_factory) -> tuple[torch.nn.Module, ModelCard, Path]:
 def test_onnx_matches_torch(tmp_path: Path, attention: str, norm: str):
     model, params = tiny_classifier(attention, norm)
     path = tmp_path / "model.onnx"
-    export_onnx(model, card_of(params), path)
+    export_onnx(model, path, params.train.image_size, card_of(params).metadata())
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # one file: no external-data sidecar
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    # efficientnext/onnx_graph.py's rewrites were applied (evonorms0 keeps an Expand of its own)
+    assert "Gelu" not in ops and "Erf" in ops and (attention != "eca" or "Expand" not in ops)
+    assert attention == "none" or "GlobalAveragePool" in ops  # the attention's spatial mean
     size = params.train.image_size
     for batch in (1, 5):  # traced at 2: the batch axis is dynamic
         checked = parity(model, path, torch.rand(batch, 3, size, size) * 4 - 2)

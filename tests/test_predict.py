@@ -99,7 +99,7 @@ def trained(tmp_path_factory) -> Path:
     card = ModelCard(classes=CLASSES, image_size=params.train.image_size, short_side=params.prepare.short_side,
                      mean=list(params.augment.mean), std=list(params.augment.std),
                      unsafe_classes=["porn", "hentai", "sexy"], threshold=0.6)
-    export_onnx(model, card, run / "models/model.onnx")
+    export_onnx(model, run / "models/model.onnx", card.image_size, card.metadata())
     return run
 
 
