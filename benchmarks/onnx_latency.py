@@ -79,7 +79,8 @@ def torch_export(model: torch.nn.Module, path: Path, dynamo: bool, opset: int) -
         dynamic = ({"dynamic_shapes": {"x": {0: torch.export.Dim("batch", min=1)}}} if dynamo
                    else {"dynamic_axes": {"image": {0: "batch"}}})
         torch.onnx.export(model.eval(), (torch.zeros(2, 3, SIZE, SIZE),), str(path), input_names=["image"],
-                          output_names=["logits"], opset_version=opset, dynamo=dynamo, external_data=False, **dynamic)
+                          output_names=["logits"], opset_version=opset, dynamo=dynamo, external_data=False,
+                          verbose=False, **dynamic)
 
 
 def saved_optimised(source: Path, path: Path, threads: int) -> None:

@@ -284,6 +284,13 @@ class SelectParams(Group):
     metric: Literal["macro_f1", "accuracy", "roc_auc_ovr"] = "macro_f1"
 
 
+def listed_once(values: list[Any]) -> list[Any]:
+    """A list validator: no value twice."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{values} lists a value twice")
+    return values
+
+
 class EvaluateParams(Group):
     batch_size: int = Field(64, ge=1)
     ece_bins: int = Field(15, ge=2, le=1000)
@@ -293,12 +300,7 @@ class EvaluateParams(Group):
         "unsafe-score precisions to find thresholds for on validation; the first reachable one is predict's "
         "default threshold"))
 
-    @field_validator("unsafe_classes", "target_precisions")
-    @classmethod
-    def _no_repeats(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"{values} lists a value twice")
-        return values
+    _no_repeats = field_validator("unsafe_classes", "target_precisions")(staticmethod(listed_once))
 
     @field_validator("target_precisions")
     @classmethod
@@ -349,12 +351,7 @@ class AblationsParams(Group):
                 raise ValueError(f"{name} lists a level twice: {levels}")
         return factors
 
-    @field_validator("seeds", "baselines")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"{values} lists a value twice")
-        return values
+    _unique = field_validator("seeds", "baselines")(staticmethod(listed_once))
 
 
 class Params(Group):

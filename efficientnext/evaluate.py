@@ -104,12 +104,17 @@ def load_model(path: Path, device: Any) -> tuple[Any, ModelRecord]:
     return model.to(device).eval(), record
 
 
+def eval_images(params: Params, record: ModelRecord, rows: pd.DataFrame) -> PreparedImages:
+    """`rows` of a split from the prepared cache as the checkpoint's model sees them: its size and normalisation."""
+    augment = params.augment.model_copy(update={"mean": record.mean, "std": record.std})
+    return PreparedImages(PREPARED, rows, record.classes, build_transforms(augment, record.image_size, train=False))
+
+
 def _predict_split(params: Params, runtime: Runtime, model: Any, record: ModelRecord,
                    split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Rows, labels and class probabilities of one split, with the checkpoint's size and normalisation."""
+    """Rows, labels and class probabilities of one split."""
     rows = read_rows(split_csv(split))
-    augment = params.augment.model_copy(update={"mean": record.mean, "std": record.std})
-    dataset = PreparedImages(PREPARED, rows, record.classes, build_transforms(augment, record.image_size, train=False))
+    dataset = eval_images(params, record, rows)
     loader = make_loader(dataset, params.evaluate.batch_size, shuffle=False, workers=params.train.workers,
                          runtime=runtime)
     logits, labels = predict(model, loader, runtime, len(record.classes))

@@ -4,7 +4,7 @@ The graph maps a float32 batch `image` (N×3×S×S, N dynamic) to `probabilities
 Its metadata is the model card (efficientnext/model_card.py): classes, input size, the two resizes, mean and
 std, unsafe classes and the default threshold from metrics/test.json, so onnxruntime alone can use it.
 
-Exporter choices at torch 2.14 (README, "Export"): the dynamo exporter (torch's default; the TorchScript one
+Exporter choices at torch 2.14 (README, "Export (ONNX)"): the dynamo exporter (torch's default; the TorchScript one
 is deprecated), opset 20 pinned rather than left to the exporter's default (GroupNorm becomes
 InstanceNormalization + affine there; GroupNormalization-18 was wrong and only opset 21 fixed it), weights
 inside the one .onnx file (external data off: the model is far below protobuf's 2 GB limit, and one file is
@@ -30,15 +30,14 @@ from torch import nn
 
 from efficientnext import artifacts
 from efficientnext.config import Params, UserError
-from efficientnext.data.datasets import PreparedImages, read_rows
-from efficientnext.data.transforms import build_transforms
-from efficientnext.evaluate import load_model
-from efficientnext.model_card import ModelCard
+from efficientnext.data.datasets import read_rows
+from efficientnext.evaluate import eval_images, load_model
 from efficientnext.onnx_graph import simplify
 from efficientnext.onnx_model import INPUT, OUTPUT, inference_session, probabilities
-from efficientnext.operating_points import default_threshold
-from efficientnext.paths import PREPARED, RunPaths, split_csv
+from efficientnext.paths import PREPARED_INDEX, RunPaths, split_csv
 from efficientnext.stage import add_params_arguments, load_params
+from efficientnext.torch_classifier import checkpoint_card, run_threshold
+from efficientnext.train.checkpoint import ModelRecord
 from efficientnext.train.metrics import softmax
 
 OPSET = 20
@@ -95,24 +94,24 @@ def parity(model: nn.Module, onnx_path: Path, inputs: torch.Tensor) -> Parity:
                   int((got.argmax(1) != expected.argmax(1)).sum()))
 
 
-def parity_inputs(params: Params, card: ModelCard, count: int) -> torch.Tensor:
+def parity_inputs(params: Params, record: ModelRecord, count: int) -> torch.Tensor:
     """The first `count` test-split images as evaluate feeds them to the model."""
-    rows = read_rows(split_csv("test")).head(count)
-    augment = params.augment.model_copy(update={"mean": tuple(card.mean), "std": tuple(card.std)})
-    images = PreparedImages(PREPARED, rows, card.classes, build_transforms(augment, card.image_size, train=False))
-    return torch.stack([images[i][0] for i in range(len(images))])
+    images = eval_images(params, record, read_rows(split_csv("test")).head(count))
+    size = record.image_size
+    return torch.stack([images[i][0] for i in range(len(images))]) if len(images) else torch.zeros(0, 3, size, size)
 
 
 def run(args: argparse.Namespace) -> None:
     params = load_params(args)
     model, record = load_model(args.checkpoint, torch.device("cpu"))
-    unsafe = params.evaluate.unsafe_classes
-    threshold = default_threshold(RunPaths(args.checkpoint.parent.parent).test_metrics, unsafe)
-    card = ModelCard(classes=list(record.classes), image_size=record.image_size, short_side=params.prepare.short_side,
-                     mean=list(record.mean), std=list(record.std), unsafe_classes=list(unsafe), threshold=threshold)
-    if not split_csv("test").is_file():
-        raise UserError(f"{split_csv('test')} not found: the parity check needs the test split (`dvc repro prepare`)")
-    inputs = parity_inputs(params, card, args.parity_images)
+    threshold = run_threshold(args.checkpoint, params)
+    card = checkpoint_card(record, params, threshold)
+    if not split_csv("test").is_file() or not PREPARED_INDEX.is_file():
+        raise UserError(f"the parity check needs the test split and the prepared cache ({split_csv('test')}, "
+                        f"{PREPARED_INDEX}): run `dvc repro prepare`")
+    inputs = parity_inputs(params, record, args.parity_images)
+    if not len(inputs):
+        raise UserError(f"{split_csv('test')} is empty: the parity check needs test images (split.test > 0)")
     candidate = args.out.with_name(f".{args.out.name}.candidate")
     try:
         export_onnx(model, candidate, card.image_size, card.metadata())

@@ -1,9 +1,7 @@
-"""Exact rewrites of an exported graph for onnxruntime's CPU kernels (benchmarks/onnx_latency.py measures them on
-EfficientNext at batch 1). Each computes the same function; only the operators differ.
+"""Exact rewrites of an exported graph for onnxruntime's CPU kernels, which it does not do itself
+(benchmarks/onnx_latency.py measures them: about 5 % of EfficientNext's batch-1 CPU time). Each computes the
+same function; only the operators differ.
 
-* ONNX's `Gelu` (opset 20, exact) becomes x · ½ · (1 + erf(x / √2)) in primitive operators, the pattern
-  onnxruntime fuses into its own Gelu kernel, which is faster than its kernel for the ONNX operator (GELU is
-  table 8.4's activation: every block runs it twice on its expanded width).
 * An `Expand` that only feeds `Mul`s whose other operand already has the expanded shape is dropped: `Mul`
   broadcasts, so the full-size copy is wasted work (timm's ECA multiplies by `y.expand_as(x)`).
 * `ReduceMean` over the spatial axes (2, 3) of a 4-d tensor becomes `GlobalAveragePool`, which onnxruntime runs
@@ -88,38 +86,6 @@ def spatial_means_to_pooling(graph: onnx.GraphProto) -> int:
     return replaced
 
 
-def _scalar(graph: onnx.GraphProto, name: str, value: float) -> str:
-    if not any(t.name == name for t in graph.initializer):
-        graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
-    return name
-
-
-def gelu_as_erf(graph: onnx.GraphProto) -> int:
-    """Exact (approximate="none") float32 Gelu nodes as Div → Erf → Add → Mul → Mul."""
-    shapes = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
-    rewritten = 0
-    for index in reversed(range(len(graph.node))):
-        node = graph.node[index]
-        exact = all(a.name != "approximate" or a.s == b"none" for a in node.attribute)
-        if node.op_type != "Gelu" or node.domain not in ("", "ai.onnx") or not exact:
-            continue
-        if shapes.get(node.input[0], onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
-            continue
-        x, y, stem = node.input[0], node.output[0], node.name or f"gelu_{index}"
-        root2, one, half = (_scalar(graph, "gelu_sqrt2", np.sqrt(2.0)), _scalar(graph, "gelu_one", 1.0),
-                            _scalar(graph, "gelu_half", 0.5))
-        steps = [helper.make_node("Div", [x, root2], [f"{stem}_scaled"], name=f"{stem}_div"),
-                 helper.make_node("Erf", [f"{stem}_scaled"], [f"{stem}_erf"], name=f"{stem}_erf"),
-                 helper.make_node("Add", [f"{stem}_erf", one], [f"{stem}_plus1"], name=f"{stem}_add"),
-                 helper.make_node("Mul", [x, f"{stem}_plus1"], [f"{stem}_gated"], name=f"{stem}_mul"),
-                 helper.make_node("Mul", [f"{stem}_gated", half], [y], name=f"{stem}_half")]
-        del graph.node[index]
-        for offset, step in enumerate(steps):
-            graph.node.insert(index + offset, step)
-        rewritten += 1
-    return rewritten
-
-
 def drop_unused_initializers(graph: onnx.GraphProto) -> None:
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     for tensor in [t for t in graph.initializer if t.name not in used]:
@@ -129,8 +95,7 @@ def drop_unused_initializers(graph: onnx.GraphProto) -> None:
 def simplify(model: onnx.ModelProto) -> dict[str, int]:
     """Apply the rewrites of the module docstring in place; how many of each."""
     graph = model.graph
-    counts = {"gelu": gelu_as_erf(graph), "expand": drop_broadcast_expands(graph),
-              "pooling": spatial_means_to_pooling(graph)}
+    counts = {"expand": drop_broadcast_expands(graph), "pooling": spatial_means_to_pooling(graph)}
     drop_unused_initializers(graph)
     for node in graph.node:
         del node.metadata_props[:]

@@ -35,7 +35,7 @@ from efficientnext.data.eval_input import eval_input
 from efficientnext.data.images import Unusable, load_strict, open_strict
 from efficientnext.data.prepare import prepared_pixels
 from efficientnext.model_card import ModelCard
-from efficientnext.operating_points import default_threshold, unsafe_score
+from efficientnext.operating_points import unsafe_score
 from efficientnext.paths import RunPaths
 from efficientnext.stage import add_params_arguments, load_params
 
@@ -151,19 +151,15 @@ def summary(table: pd.DataFrame, threshold: float, card: ModelCard) -> str:
 def _classifier(args: argparse.Namespace, params: Params) -> tuple[Classifier, ModelCard, str]:
     """The backend's classifier, its model card (threshold: the default one, possibly None) and device."""
     if args.backend == "onnx":
-        from efficientnext.onnx_model import OnnxClassifier
+        from efficientnext.onnx_model import OnnxClassifier  # onnxruntime loads only for this backend
 
         onnx = OnnxClassifier(args.model, args.device)
         return onnx, onnx.card, onnx.device
-    from efficientnext.torch_classifier import TorchClassifier  # imports torch: only on this path
+    from efficientnext.torch_classifier import TorchClassifier, checkpoint_card, run_threshold  # imports torch
 
     model = TorchClassifier(args.checkpoint, args.device, params.train.channels_last)
-    record, unsafe = model.record, params.evaluate.unsafe_classes
-    threshold = None if args.threshold is not None else default_threshold(
-        RunPaths(args.checkpoint.parent.parent).test_metrics, unsafe)
-    card = ModelCard(classes=list(record.classes), image_size=record.image_size, short_side=params.prepare.short_side,
-                     mean=list(record.mean), std=list(record.std), unsafe_classes=list(unsafe), threshold=threshold)
-    return model, card, model.device.type
+    threshold = None if args.threshold is not None else run_threshold(args.checkpoint, params)
+    return model, checkpoint_card(model.record, params, threshold), model.device.type
 
 
 def run(args: argparse.Namespace) -> None:
@@ -175,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
     threshold = args.threshold if args.threshold is not None else card.threshold
     if threshold is None:
         raise UserError("no default threshold: no target precision (evaluate.target_precisions) was reached on the "
-                        "validation split; pass --threshold (README, \"Predict\")")
+                        "validation split; pass --threshold (README, \"Picking a threshold\")")
     items = expand(args.paths)
     table = predict_items(items, classifier, card, threshold, args.batch_size or params.evaluate.batch_size,
                           params.validate_.max_pixels, args.workers)

@@ -1,5 +1,5 @@
 """A checkpoint (models/best.pt) as a classifier: float32 NCHW inputs -> class probabilities, on CPU or CUDA,
-computed as `evaluate` computes them (fp32 logits, then `train.metrics.softmax`)."""
+computed as `evaluate` computes them (fp32 logits, then `train.metrics.softmax`); and its model card."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from efficientnext.config import UserError
+from efficientnext.config import Params, UserError
 from efficientnext.evaluate import load_model
+from efficientnext.model_card import ModelCard
+from efficientnext.operating_points import default_threshold
+from efficientnext.paths import RunPaths
+from efficientnext.train.checkpoint import ModelRecord
 from efficientnext.train.metrics import softmax
 
 
@@ -35,3 +39,15 @@ class TorchClassifier:
         with torch.inference_mode():
             logits = self.model(inputs)
         return softmax(logits.float().cpu().numpy())
+
+
+def run_threshold(checkpoint: Path, params: Params) -> float | None:
+    """The default threshold evaluate chose for the run the checkpoint belongs to (<run>/models/best.pt)."""
+    return default_threshold(RunPaths(checkpoint.parent.parent).test_metrics, params.evaluate.unsafe_classes)
+
+
+def checkpoint_card(record: ModelRecord, params: Params, threshold: float | None) -> ModelCard:
+    """The checkpoint's classes, size and normalisation; the cache's resize and the unsafe classes of params."""
+    return ModelCard(classes=list(record.classes), image_size=record.image_size, short_side=params.prepare.short_side,
+                     mean=list(record.mean), std=list(record.std), unsafe_classes=list(params.evaluate.unsafe_classes),
+                     threshold=threshold)
