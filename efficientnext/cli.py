@@ -1,4 +1,4 @@
-"""`efficientnext` command line: check params, and the tools of each module (summary, sweep, ...),
+"""`efficientnext` command line: check params, and the tools of each module (summary, sweep, predict, ...),
 registered by importing the module and calling its `add_command`."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from efficientnext import predict
 from efficientnext.stage import add_params_arguments, load_params, reported
 
 
@@ -29,12 +30,9 @@ def _set_args(args: argparse.Namespace) -> None:
     print(" ".join(f"-S {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in overrides.items()))
 
 
-def _parser() -> argparse.ArgumentParser:
-    # Imported here, not at module level: the data stages' scripts import this module without torch.
-    from efficientnext import ablations
-    from efficientnext.models import summary
-    from efficientnext.sweep import sweep as sweep_stage
-
+def _parser(torch_free: bool = False) -> argparse.ArgumentParser:
+    """Every command; `torch_free`: only those whose modules import no torch (`predict`'s onnx backend must run
+    where torch is not installed)."""
     parser = argparse.ArgumentParser(prog="efficientnext", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-params", help="validate params.yaml and exit")
@@ -44,13 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     set_args.add_argument("file", help="YAML of dotted keys and values")
     set_args.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     set_args.set_defaults(func=_set_args)
-    for module in (summary, sweep_stage, ablations):
+    predict.add_command(sub)
+    if torch_free:
+        return parser
+    # Imported here, not at module level: these modules import torch.
+    from efficientnext import ablations, export
+    from efficientnext.models import summary
+    from efficientnext.sweep import sweep as sweep_stage
+
+    for module in (summary, sweep_stage, ablations, export):
         module.add_command(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(torch_free=argv[:1] == [predict.COMMAND]).parse_args(argv)  # predict: no torch import
     return reported(lambda: args.func(args))
 
 

@@ -287,9 +287,30 @@ class SelectParams(Group):
     metric: Literal["macro_f1", "accuracy", "roc_auc_ovr"] = "macro_f1"
 
 
+def listed_once(values: list[Any]) -> list[Any]:
+    """A list validator: no value twice."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{values} lists a value twice")
+    return values
+
+
 class EvaluateParams(Group):
     batch_size: int = Field(64, ge=1)
     ece_bins: int = Field(15, ge=2, le=1000)
+    unsafe_classes: list[str] = Field(default_factory=lambda: ["porn", "hentai", "sexy"], min_length=1, description=(
+        "classes whose probabilities sum to the unsafe score (operating points, predict, export)"))
+    target_precisions: list[float] = Field(default_factory=lambda: [0.95, 0.99], min_length=1, description=(
+        "unsafe-score precisions to find thresholds for on validation; the first reachable one is predict's "
+        "default threshold"))
+
+    _no_repeats = field_validator("unsafe_classes", "target_precisions")(staticmethod(listed_once))
+
+    @field_validator("target_precisions")
+    @classmethod
+    def _precisions(cls, values: list[float]) -> list[float]:
+        if not all(0.0 < value <= 1.0 for value in values):
+            raise ValueError(f"{values}: every target precision must be in (0, 1]")
+        return values
 
 
 # The Snakemake workflow's factors (`snakemake ablations`): name -> levels; each name is a searched row.
@@ -333,12 +354,7 @@ class AblationsParams(Group):
                 raise ValueError(f"{name} lists a level twice: {levels}")
         return factors
 
-    @field_validator("seeds", "baselines")
-    @classmethod
-    def _unique(cls, values: list[Any]) -> list[Any]:
-        if len(set(values)) != len(values):
-            raise ValueError(f"{values} lists a value twice")
-        return values
+    _unique = field_validator("seeds", "baselines")(staticmethod(listed_once))
 
 
 class Params(Group):
@@ -358,6 +374,14 @@ class Params(Group):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
     # Searched keys params.yaml sets to SWEEP_CHOICE; until `with_choices` fills them they hold table 8.4's value.
     _from_sweep: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_validator(mode="after")
+    def _unsafe_classes_known(self) -> "Params":
+        unknown = [name for name in self.evaluate.unsafe_classes if name not in self.data.classes]
+        if unknown:
+            raise ValueError(f"evaluate.unsafe_classes {unknown} are not in data.classes {self.data.classes}; "
+                             "list the classes whose probabilities make the unsafe score")
+        return self
 
     @property
     def from_sweep(self) -> frozenset[str]:
@@ -411,7 +435,8 @@ def _describe_error(prefix: str, err: dict[str, Any]) -> str:
                  "less_than_equal": "<= {le}"}[kind].format(**ctx)
         return f"{prefix}{path} = {value!r} is out of range, allowed {bound}"
     if kind == "value_error":
-        return f"{prefix}{path}: {err['msg'].removeprefix('Value error, ')}"
+        where = f"{path}: " if err["loc"] else ""  # a check across groups names its keys itself
+        return f"{prefix}{where}{err['msg'].removeprefix('Value error, ')}"
     return f"{prefix}{path} = {value!r}: {err['msg']}"
 
 

@@ -2,7 +2,8 @@
 
 The stage loads a run directory's models/best.pt (`RunPaths`: the repository root for DVC, `--out
 results/x` elsewhere), predicts the validation and test splits, and writes into the same run directory
-metrics/test.json (test metrics plus a `validation` block with the same keys), predictions/test.csv
+metrics/test.json (test metrics plus a `validation` block with the same keys, and the moderation
+`operating_points` of efficientnext/operating_points.py), predictions/test.csv
 (path, label, predicted, one probability column per class) and the DVC plot data:
 plots/confusion.csv (actual, predicted), plots/roc/<class>.csv (fpr, tpr; one-vs-rest) and
 plots/reliability.csv (the calibration curve behind the ECE), all for the test split.
@@ -24,6 +25,7 @@ from efficientnext.config import ModelParams, Params
 from efficientnext.data.datasets import PreparedImages, read_rows
 from efficientnext.data.transforms import build_transforms
 from efficientnext.models import create_model
+from efficientnext.operating_points import BLOCK, operating_points
 from efficientnext.train.checkpoint import FormatError, ModelRecord, load_record
 from efficientnext.paths import PREPARED, RunPaths, split_csv
 from efficientnext.train.engine import predict
@@ -102,12 +104,17 @@ def load_model(path: Path, device: Any) -> tuple[Any, ModelRecord]:
     return model.to(device).eval(), record
 
 
+def eval_images(params: Params, record: ModelRecord, rows: pd.DataFrame) -> PreparedImages:
+    """`rows` of a split from the prepared cache as the checkpoint's model sees them: its size and normalisation."""
+    augment = params.augment.model_copy(update={"mean": record.mean, "std": record.std})
+    return PreparedImages(PREPARED, rows, record.classes, build_transforms(augment, record.image_size, train=False))
+
+
 def _predict_split(params: Params, runtime: Runtime, model: Any, record: ModelRecord,
                    split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Rows, labels and class probabilities of one split, with the checkpoint's size and normalisation."""
+    """Rows, labels and class probabilities of one split."""
     rows = read_rows(split_csv(split))
-    augment = params.augment.model_copy(update={"mean": record.mean, "std": record.std})
-    dataset = PreparedImages(PREPARED, rows, record.classes, build_transforms(augment, record.image_size, train=False))
+    dataset = eval_images(params, record, rows)
     loader = make_loader(dataset, params.evaluate.batch_size, shuffle=False, workers=params.train.workers,
                          runtime=runtime)
     logits, labels = predict(model, loader, runtime, len(record.classes))
@@ -127,6 +134,8 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     rows, labels, probs = _predict_split(params, runtime, model, record, "test")
     metrics = classification_metrics(labels, probs, classes, bins)
     metrics["validation"] = classification_metrics(val_labels, val_probs, classes, bins)
+    metrics[BLOCK] = operating_points(val_labels, val_probs, labels, probs, classes, params.evaluate.unsafe_classes,
+                                      params.evaluate.target_precisions)
 
     artifacts.write_json(out.test_metrics, metrics)
     artifacts.write_csv(out.predictions, predictions_table(rows, probs, classes))
@@ -141,3 +150,15 @@ def run(params: Params, out: RunPaths = RunPaths()) -> None:
     print(f"test: accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
           f"ROC-AUC {metrics['roc_auc_ovr'] or float('nan'):.3f}  ECE {metrics['ece']:.3f}  "
           f"(validation macro-F1 {metrics['validation']['macro_f1']:.3f}) -> {out.test_metrics}", flush=True)
+    for point in metrics[BLOCK]["targets"]:
+        target = point["target_precision"]
+        if point["reachable"]:
+            test = point["test"]
+            print(f"unsafe precision >= {target} on validation: threshold {point['threshold']:.4f}; on test "
+                  f"precision {_fraction(test['precision'])}, recall {_fraction(test['recall'])}", flush=True)
+        else:
+            print(f"unsafe precision >= {target}: no threshold reaches it on validation", flush=True)
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -48,6 +48,10 @@ class RunPaths:
         return self.checkpoints / "best.pt"
 
     @property
+    def onnx(self) -> Path:
+        return self.checkpoints / "model.onnx"
+
+    @property
     def live(self) -> Path:
         return self.root / "dvclive"
 

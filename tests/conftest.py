@@ -47,3 +47,23 @@ def tiny_repo(tmp_path: Path) -> Path:
 def tiny_params() -> config.Params:
     """The tiny profile as validated Params (for library-level tests)."""
     return config.load(ROOT / "params.yaml", TINY_PROFILE)
+
+
+def tiny_classifier(attention: str = "eca", norm: str = "batchnorm", seed: int = 0) -> tuple[Any, config.Params]:
+    """A tiny EfficientNext of the tiny profile (eval mode) whose norms hold the running statistics of real
+    forward passes (with the initial ones, a fresh network gives every image nearly the same probabilities);
+    and the params it was built from."""
+    import torch
+
+    from efficientnext.models import create_model
+
+    params = config.load(ROOT / "params.yaml", TINY_PROFILE)
+    torch.manual_seed(seed)
+    model = create_model(params.model.model_copy(update={"attention": attention, "norm": norm}),
+                         len(params.data.classes))
+    batch = torch.rand(16, 3, params.train.image_size, params.train.image_size) * 4 - 2
+    with torch.no_grad():
+        for _ in range(30):  # running statistics converge to the batch's (momentum 0.1)
+            model.train()(batch)
+    model.eval()
+    return model, params

@@ -156,7 +156,8 @@ def test_scraper_layout_marks_the_test_folder_and_reports_strays(tmp_path, monke
     })
     monkeypatch.chdir(tmp_path)
     params = config.load(ROOT / "params.yaml", {"data.source": "folder", "data.root": "data",
-                                                "data.classes": ["cats", "dogs"], "validate.workers": 1})
+                                                "data.classes": ["cats", "dogs"], "evaluate.unsafe_classes": ["dogs"],
+                                                "validate.workers": 1})
     validate.run(params)
     manifest = read_rows(validate.MANIFEST)
     assert manifest[["path", "label", "preset_split"]].values.tolist() == [

@@ -1,15 +1,21 @@
-"""metrics/test.json's numbers against scikit-learn and hand computation on fixed predictions."""
+"""metrics/test.json's numbers against scikit-learn and hand computation on fixed predictions, and its
+moderation operating points."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_loss, precision_score, recall_score,
-                             roc_auc_score)
+from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score, log_loss,
+                             precision_score, recall_score, roc_auc_score)
 
 from efficientnext.evaluate import (classification_metrics, expected_calibration_error, predictions_table,
                                     reliability_curve, roc_curves)
+from efficientnext.config import UserError
+from efficientnext.operating_points import (default_threshold, operating_points, precision_recall_at,
+                                            threshold_for_precision, unsafe_score)
 
 CLASSES = ["x", "y", "z"]
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 0])
@@ -64,3 +70,62 @@ def test_plot_tables():
     assert table["predicted"].tolist() == np.array(CLASSES)[Y_PRED].tolist()
     curves = roc_curves(Y_TRUE, PROBS, CLASSES)
     assert set(curves) == set(CLASSES) and all(list(c.columns) == ["fpr", "tpr"] for c in curves.values())
+
+
+# Operating points: unsafe = classes y and z of CLASSES; scores are built directly as two-column probabilities.
+def scored(score: np.ndarray) -> np.ndarray:
+    """Probabilities over CLASSES whose unsafe score (y + z) is `score`."""
+    return np.stack([1 - score, score / 2, score / 2], axis=1)
+
+
+def test_unsafe_score_sums_the_unsafe_classes():
+    np.testing.assert_allclose(unsafe_score(PROBS, CLASSES, ["y", "z"]), PROBS[:, 1] + PROBS[:, 2])
+    with pytest.raises(UserError, match=r"^unsafe classes \['w'\] are not among the model's classes"):
+        unsafe_score(PROBS, CLASSES, ["w"])
+
+
+def test_thresholds_reach_their_target_precision_on_validation_with_the_most_recall():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    unsafe = labels > 0
+    score = np.clip(0.35 * unsafe + rng.normal(0.4, 0.2, 400), 0, 1)  # informative, overlapping
+    for target in (0.7, 0.8, 0.9, 0.95):
+        threshold = threshold_for_precision(unsafe, score, target)
+        assert threshold is not None
+        assert precision_recall_at(unsafe, score, threshold)["precision"] >= target
+        lower = score[score < threshold]  # every lower threshold flags more and misses the target
+        assert all(precision_recall_at(unsafe, score, t)["precision"] < target for t in np.unique(lower))
+    points = operating_points(labels, scored(score), labels[:100], scored(score[:100]), CLASSES, ["y", "z"],
+                              [0.9, 0.95])
+    assert [p["target_precision"] for p in points["targets"]] == [0.9, 0.95]
+    assert all(p["reachable"] and p["validation"]["precision"] >= p["target_precision"] for p in points["targets"])
+    assert points["default_threshold"] == points["targets"][0]["threshold"]
+    assert points["validation"]["roc_auc"] == pytest.approx(roc_auc_score(unsafe, score))
+    assert points["validation"]["pr_auc"] == pytest.approx(average_precision_score(unsafe, score))
+    # the test figures are measured at the validation threshold, not chosen on test
+    first = points["targets"][0]
+    assert first["test"] == precision_recall_at(unsafe[:100], score[:100], first["threshold"])
+
+
+def test_an_unreachable_target_precision_is_recorded_not_a_crash():
+    labels = np.array([0, 1, 2, 0, 1])
+    score = np.array([0.9, 0.8, 0.7, 0.2, 0.1])  # the top-scored image is safe: precision 1.0 is out of reach
+    points = operating_points(labels, scored(score), labels, scored(score), CLASSES, ["y", "z"], [1.0, 0.65])
+    assert points["targets"][0] == {"target_precision": 1.0, "reachable": False, "threshold": None,
+                                    "validation": None, "test": None}
+    assert points["targets"][1]["threshold"] == pytest.approx(0.7)  # flags 3, 2 unsafe (0.67); 0.2: 0.5, 0.1: 0.6
+    assert points["default_threshold"] == pytest.approx(0.7)
+    none_unsafe = operating_points(np.zeros(4, int), scored(score[:4]), labels, scored(score), CLASSES, ["y", "z"],
+                                   [0.9])
+    assert none_unsafe["default_threshold"] is None and none_unsafe["validation"]["roc_auc"] is None
+
+
+def test_default_threshold_comes_from_metrics_for_the_same_unsafe_classes(tmp_path):
+    metrics = tmp_path / "metrics/test.json"
+    with pytest.raises(UserError, match="not found: run `dvc repro evaluate`"):
+        default_threshold(metrics, ["y"])
+    metrics.parent.mkdir()
+    metrics.write_text(json.dumps({"operating_points": {"unsafe_classes": ["y", "z"], "default_threshold": 0.25}}))
+    assert default_threshold(metrics, ["y", "z"]) == 0.25
+    with pytest.raises(UserError, match=r"thresholds are for unsafe classes \['y', 'z'\], params.yaml has \['y'\]"):
+        default_threshold(metrics, ["y"])

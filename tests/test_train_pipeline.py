@@ -28,7 +28,7 @@ def test_dvc_repro_on_tiny_profile(tiny_repo: Path, tmp_path: Path, monkeypatch)
     classes = yaml.safe_load((tiny_repo / "params.yaml").read_text())["data"]["classes"]
 
     test = json.loads((tiny_repo / "metrics/test.json").read_text())
-    assert set(test) == METRIC_KEYS | {"validation"} and set(test["validation"]) == METRIC_KEYS
+    assert set(test) == METRIC_KEYS | {"validation", "operating_points"} and set(test["validation"]) == METRIC_KEYS
     assert list(test["per_class"]) == classes
     assert set(test["per_class"][classes[0]]) == {"precision", "recall", "f1", "support"}
     support = sum(c["support"] for c in test["per_class"].values())

@@ -1,5 +1,6 @@
-"""Opening image files: the strict decode `validate` judges files by, and `load_rgb`, the one RGB
-conversion every later reader (prepare, benchmarks) uses, so a file looks the same wherever it is read.
+"""Opening image files: the strict decode `validate` judges files by (also `predict`'s, on files no stage
+has seen), and `load_rgb`, the one RGB conversion every later reader (prepare, benchmarks) uses, so a
+file looks the same wherever it is read.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 EXIF_ORIENTATION = 0x0112
 WHITE = (255, 255, 255, 255)
+# Why a file is unusable, in the order the strict decode finds out.
+UNUSABLE_REASONS = ("empty", "not_an_image", "undecodable", "truncated", "too_many_pixels")
 
 
 class TooManyPixels(Exception):
@@ -50,6 +53,40 @@ def open_image(fp: str | Path | io.BytesIO, max_pixels: int) -> Image.Image:
     if im.width * im.height > max_pixels:
         raise TooManyPixels(im)
     return im
+
+
+class Unusable(Exception):
+    """A file no stage can use; `reason` is one of UNUSABLE_REASONS, `header` the opened header if any."""
+
+    def __init__(self, reason: str, detail: str = "", header: Image.Image | None = None) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.header = header
+
+
+def open_strict(data: bytes, max_pixels: int) -> Image.Image:
+    """The header of a file's bytes, or `Unusable` (empty, not_an_image, too_many_pixels, undecodable)."""
+    if not data:
+        raise Unusable("empty")
+    try:
+        return open_image(io.BytesIO(data), max_pixels)
+    except UnidentifiedImageError:
+        raise Unusable("not_an_image") from None
+    except TooManyPixels as exc:
+        raise Unusable("too_many_pixels", f"{exc} > {max_pixels}", header=exc.header) from None
+    except Exception as exc:  # noqa: BLE001  decoders of untrusted bytes raise many types; any of them means unusable
+        raise Unusable("undecodable", str(exc)) from None
+
+
+def load_strict(im: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Decode an opened header with truncated files refused, then `to_rgb`; `Unusable` (truncated,
+    undecodable) when that fails."""
+    try:
+        with truncated_loading(False):
+            im.load()
+        return to_rgb(im)
+    except Exception as exc:  # noqa: BLE001  see open_strict
+        raise Unusable("truncated" if "truncated" in str(exc) else "undecodable", str(exc)) from None
 
 
 def to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:

@@ -33,9 +33,14 @@ def resize_short_side(im: Image.Image, short_side: int) -> Image.Image:
     return im if size == im.size else im.resize(size, Image.Resampling.BICUBIC)
 
 
+def prepared_pixels(rgb: Image.Image, short_side: int) -> np.ndarray:
+    """The cached form of a decoded RGB image: resized, HWC uint8 (`predict` makes it from a user's file)."""
+    return np.asarray(resize_short_side(rgb, short_side))
+
+
 def decode_resized(path: str | Path, short_side: int, max_pixels: int) -> np.ndarray:
-    """The cached form of one file: HWC uint8 RGB."""
-    return np.asarray(resize_short_side(load_rgb(path, max_pixels), short_side))
+    """The cached form of one file."""
+    return prepared_pixels(load_rgb(path, max_pixels), short_side)
 
 
 def build_cache(rows: pd.DataFrame, root: Path, out_dir: Path, prepare: config.PrepareParams,

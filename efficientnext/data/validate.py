@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +20,14 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pandas as pd
-from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from efficientnext import artifacts, config
-from efficientnext.data.images import TooManyPixels, open_image, to_rgb, truncated_loading
+from efficientnext.data.images import UNUSABLE_REASONS, Unusable, load_strict, open_strict
 from efficientnext.data.layout import Layout, SourceFile, discover
 from efficientnext.paths import MANIFEST, VALIDATE_METRICS
 
 STATUSES = ("ok", "fixed", "quarantined")
-REASONS = ("empty", "not_an_image", "undecodable", "truncated", "too_many_pixels")
 COLUMNS = ["path", "label", "sha256", "size_bytes", "width", "height", "mode", "format", "status", "reason",
            "phash", "group", "preset_split"]
 
@@ -39,26 +36,18 @@ def inspect_bytes(data: bytes, max_pixels: int) -> dict:
     """Judge one file's bytes: header facts, status, reason (a quarantine reason or the fixes), phash."""
     facts = {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data), "width": 0, "height": 0,
              "mode": "", "format": "", "phash": ""}
-    if not data:
-        return {**facts, "status": "quarantined", "reason": "empty"}
     try:
-        im = open_image(io.BytesIO(data), max_pixels)
-    except UnidentifiedImageError:
-        return {**facts, "status": "quarantined", "reason": "not_an_image"}
-    except TooManyPixels as exc:
+        im = open_strict(data, max_pixels)
+    except Unusable as exc:
         header = exc.header
-        facts.update(width=header.width, height=header.height, mode=header.mode, format=header.format or "")
-        return {**facts, "status": "quarantined", "reason": "too_many_pixels"}
-    except Exception:  # noqa: BLE001  decoders of untrusted bytes raise many types; any of them means unusable
-        return {**facts, "status": "quarantined", "reason": "undecodable"}
+        if header is not None:
+            facts.update(width=header.width, height=header.height, mode=header.mode, format=header.format or "")
+        return {**facts, "status": "quarantined", "reason": exc.reason}
     facts.update(width=im.width, height=im.height, mode=im.mode, format=im.format or "")
     try:
-        with truncated_loading(False):
-            im.load()
-        rgb, fixes = to_rgb(im)
-    except Exception as exc:  # noqa: BLE001  see above
-        reason = "truncated" if "truncated" in str(exc) else "undecodable"
-        return {**facts, "status": "quarantined", "reason": reason}
+        rgb, fixes = load_strict(im)
+    except Unusable as exc:
+        return {**facts, "status": "quarantined", "reason": exc.reason}
     facts["phash"] = str(imagehash.phash(rgb))
     return {**facts, "status": "fixed" if fixes else "ok", "reason": "; ".join(fixes)}
 
@@ -139,7 +128,7 @@ def summarize(manifest: pd.DataFrame, layout: Layout, classes: list[str]) -> dic
         "layout": layout.kind,
         "files": len(manifest),
         "per_status": {s: int((manifest["status"] == s).sum()) for s in STATUSES},
-        "per_reason": {r: int((manifest["reason"] == r).sum()) for r in REASONS},
+        "per_reason": {r: int((manifest["reason"] == r).sum()) for r in UNUSABLE_REASONS},
         "fixes": {fix: int(n) for fix, n in fixes.value_counts().sort_index().items()},
         "per_class": {c: {s: int(per_class.get((c, s), 0)) for s in STATUSES} for c in classes},
         "duplicates": {
