@@ -214,7 +214,9 @@ def test_predict_on_raw_files_is_what_evaluate_saw(tiny_repo: Path):
         assert table.loc[quarantined.index, "error"].str.split(":").str[0].tolist() == quarantined["reason"].tolist()
     evaluated = pd.read_csv(tiny_repo / "predictions/test.csv").set_index("path")
     evaluated.index = "data/raw/" + evaluated.index
-    assert np.array_equal(tables["torch"].loc[evaluated.index, CLASSES].to_numpy(dtype=float),
-                          evaluated[CLASSES].to_numpy())
+    # Same pixels, same model: only float32 rounding may differ (another batch size or thread count picks
+    # other kernels); a preprocessing difference moves probabilities by 1e-3 and more.
+    assert np.abs(tables["torch"].loc[evaluated.index, CLASSES].to_numpy(dtype=float)
+                  - evaluated[CLASSES].to_numpy()).max() <= 1e-6
     assert np.abs(tables["onnx"].loc[evaluated.index, CLASSES].to_numpy(dtype=float)
                   - evaluated[CLASSES].to_numpy()).max() <= 1e-4

@@ -209,7 +209,7 @@ def test_slurm_profile_submits_one_gpu_job_per_run(tmp_path):
     fake_prefix(repo)  # the DVC prefix as if made: the DAG is known up front
     dry = snakemake(repo, "--profile", "profiles/slurm", "-n", "all")
     assert job_counts(dry.stdout) == {"train": 6, "evaluate": 6, "ablations_summary": 1, "baselines_summary": 1,
-                                      "all": 1}
+                                      "ablations_report": 1, "all": 1}
     stub_dir = tmp_path / "slurm"
     process = subprocess.Popen(
         [SNAKEMAKE, "--profile", "profiles/slurm", "all", "--slurm-no-account",
@@ -257,6 +257,7 @@ def test_lint_is_clean_but_for_per_rule_conda_environments(tmp_path):
     report = result.stdout + result.stderr
     assert "Lints for snakefile" not in report
     rules = re.findall(r"^Lints for rule (\w+)", report, re.MULTILINE)
-    assert sorted(rules) == ["ablations_summary", "baselines_summary", "dvc_prefix", "evaluate", "train"]
+    assert sorted(rules) == ["ablations_report", "ablations_summary", "baselines_summary", "dvc_prefix", "evaluate",
+                             "train"]
     assert set(re.findall(r"^    \* (.+?):$", report, re.MULTILINE)) == {
         "Specify a conda environment or container for each rule."}  # one pinned venv: see README

@@ -265,7 +265,8 @@ SAME_STUDY = {"sweep.workers": 4, "sweep.storage": "sweep/journal.log", "sweep.h
 NEW_STUDY = {"sweep.n_trials": 5, "sweep.epochs": 2, "sweep.space": "paper", "sweep.timeout": 3600.0,
              "sweep.pruner": "halving", "sweep.sampler_seed": 7, "sweep.startup_trials": 3, "sweep.precision": "bf16",
              "sweep.start_from_paper": True, "sweep.fixed": {"image_size": 64}, "train.momentum": 0.8,
-             "augment.rotation": 5.0, "model.stages": [[1, 16, 2, 4, 3], [1, 64, 1, 4, 3]], "data.classes": ["porn", "sexy"]}
+             "augment.rotation": 5.0, "model.stages": [[1, 16, 2, 4, 3], [1, 64, 1, 4, 3]],
+             "data.classes": ["hentai", "porn", "sexy"]}  # keeps evaluate.unsafe_classes valid
 
 
 def test_the_constraints_are_part_of_the_identity(tmp_path, monkeypatch):
