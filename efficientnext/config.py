@@ -248,7 +248,9 @@ class TrainParams(Group):
     compile: bool = False
     seed: int = PAPER["train.seed"]
     deterministic: bool = True
-    workers: int = Field(2, ge=0, le=64)
+    workers: int = Field(0, ge=0, le=64, description=(
+        "DataLoader worker processes; 0 loads in the training process (on 2 CPU cores, workers compete with "
+        "the training threads: benchmarks/engine_overhead.py); on a GPU machine, 2-8"))
     transfer: TransferScheduleParams = TransferScheduleParams()
 
 
