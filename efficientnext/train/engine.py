@@ -114,7 +114,7 @@ def train_one_epoch(tools: PhaseTools, loader: DataLoader, setup: TrainSetup, ep
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.zeros(2, dtype=torch.float64, device=device)  # step, loss of the first non-finite loss
-    seen, step = 0, 0
+    seen = 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}/{total_epochs}", leave=False, dynamic_ncols=True,
                disable=None if runtime.ctx.is_main else True)
