@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import ROOT
+from efficientnext import config
 from efficientnext.data.layout import discover
 
 SPEC = importlib.util.spec_from_file_location("real_images", ROOT / "benchmarks/real_images.py")
@@ -29,3 +30,9 @@ def test_digits_become_one_class_folder_each_of_64px_rgb_pngs(tmp_path):
             pixels = np.asarray(image)
         assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()  # grey
         assert pixels.min() == 0 and pixels.max() >= 200  # 16 grey levels spread over 0..255, not 0..16
+
+
+def test_the_pipeline_copy_params_validate(tmp_path):
+    params = config.load(ROOT / "params.yaml", real_images.digit_params(tmp_path))
+    assert params.data.classes == list(real_images.DIGITS) and params.data.source == "folder"
+    assert set(params.evaluate.unsafe_classes) <= set(params.data.classes)
