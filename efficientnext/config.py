@@ -184,6 +184,8 @@ class ModelParams(Group):
     dropout_features: float = Field(PAPER["model.dropout_features"], ge=0.0, lt=1.0)
     dropout_head1: float = Field(PAPER["model.dropout_head1"], ge=0.0, lt=1.0)
     dropout_head2: float = Field(PAPER["model.dropout_head2"], ge=0.0, lt=1.0)
+    zero_init_last: bool = Field(True, description=(
+        "every residual block's last norm starts at scale 0, so the untrained network is its shortcut path"))
     transfer: TransferParams = TransferParams()
 
     @field_validator("stages")

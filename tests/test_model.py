@@ -133,7 +133,7 @@ def test_drop_connect_schedule(drop_max):
 
 def test_drop_connect_is_per_sample_in_training_and_identity_at_eval():
     torch.manual_seed(0)
-    model = EfficientNext(ModelParams(**SMALL, drop_connect=0.5), num_classes=5).eval()
+    model = EfficientNext(ModelParams(**SMALL, drop_connect=0.5, zero_init_last=False), num_classes=5).eval()
     block = blocks_of(model)[-1]
     assert block.has_skip and block.drop_path.drop_prob == 0.5
     x = torch.randn(1, block.conv_pw.in_channels, 4, 4).expand(64, -1, -1, -1)
@@ -145,6 +145,23 @@ def test_drop_connect_is_per_sample_in_training_and_identity_at_eval():
     dropped = (out == x).flatten(1).all(1)
     assert torch.all(kept ^ dropped)  # each sample: its whole branch kept (rescaled) or dropped
     assert 10 < int(dropped.sum()) < 54
+
+
+@pytest.mark.parametrize("norm", field_choices(ModelParams, "norm"))
+def test_zero_init_last_starts_every_residual_block_as_the_identity(norm):
+    options = dict(SMALL, norm=norm, gn_groups=8, activation="silu")
+    torch.manual_seed(0)
+    zeroed = blocks_of(EfficientNext(ModelParams(**options), num_classes=5).eval())
+    timm_init = blocks_of(EfficientNext(ModelParams(**options, zero_init_last=False), num_classes=5).eval())
+    assert sum(block.has_skip for block in zeroed) == 4
+    with torch.no_grad():
+        for block, reference in zip(zeroed, timm_init):
+            x = torch.randn(2, block.conv_pw.in_channels, 8, 8)
+            if block.has_skip:
+                assert torch.equal(block(x), x)
+                assert not torch.allclose(reference(x), x, atol=1e-3)
+            else:  # a block without a shortcut keeps its initialised output norm
+                assert torch.equal(block.bn3.weight, reference.bn3.weight)
 
 
 def test_eval_is_deterministic_and_ignores_dropout():

@@ -62,6 +62,11 @@ Everything else
   exactly drop_max. timm's builder schedule stops at drop_max · (L − 1) / L, so the rates are set after
   building. The branch of a block without a residual connection is never dropped (timm applies DropPath
   only on the skip path).
+* Initialisation: timm's EfficientNet (TensorFlow) init, and with `zero_init_last` (the default) the
+  last norm of every residual block starts at scale 0 (Goyal et al. 2017; timm's ResNet `zero_init_last`):
+  the untrained network is its shortcut path and each block starts as the identity. From scratch on a
+  short budget this is what makes the deep MBConv stack learn at all (README, Performance: table 8.4's
+  model on digits, 12 epochs, test macro-F1 0.58 without, 0.93 with).
 * Head (§3.3, §3.10): global average pool → dropout(features) → Linear(final, h1) → GELU → dropout →
   [Linear(h1, h2) → GELU → dropout] → Linear(num_classes). The whole MLP is the classifier
   (`get_classifier()`).
@@ -194,8 +199,12 @@ class EfficientNext(nn.Module):
         self.head = mlp_head(cfg, num_classes)
 
         efficientnet_init_weights(self)
-        # §3.9 schedule over all blocks, replacing the builder's, which stops short of drop_max.
         blocks = [block for stage in self.blocks for block in stage]
+        if cfg.zero_init_last:
+            for block in blocks:
+                if block.has_skip:
+                    nn.init.zeros_(block.bn3.weight)
+        # §3.9 schedule over all blocks, replacing the builder's, which stops short of drop_max.
         for block, rate in zip(blocks, drop_connect_rates(cfg.drop_connect, len(blocks))):
             block.drop_path = DropPath(rate) if rate > 0 else nn.Identity()
 
