@@ -256,23 +256,29 @@ class TrainParams(Group):
     transfer: TransferScheduleParams = TransferScheduleParams()
 
 
+# The 2-core default's pinned rows: CPU-sized images and batches, and a training recipe that learns from
+# scratch in a few epochs at 64 px (README, The sweep); scales/paper.yaml pins none.
+CPU_PINNED_ROWS: dict[str, Any] = {"image_size": 64, "batch_size": 32, "optimizer": "adamw", "scheduler": "onecycle",
+                                   "lr_head": 3e-3, "lr_backbone": 3e-3}
+
+
 class SweepParams(Group):
     space: Literal["paper", "extended"] = Field("extended", description="§5.4 exactly, or with the labelled extensions")
     storage: str = Field("sqlite:///sweep/study.db", description="Optuna storage URL or a journal file path (*.log)")
     study_name: str = Field("efficientnext", min_length=1)
-    n_trials: int | None = Field(8, ge=1)
+    n_trials: int | None = Field(6, ge=1)
     timeout: float | None = Field(None, gt=0.0, description="seconds")
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(2, ge=1)
     pruner: Pruner = "median"
     sampler_seed: int = 42
     workers: int = Field(1, ge=1, le=64)
-    startup_trials: int = Field(4, ge=1, description="random trials before TPE models the space")
+    startup_trials: int = Field(3, ge=1, description="random trials before TPE models the space")
     pruner_startup: int = Field(2, ge=0, description="completed trials before the median pruner may stop one")
     precision: Precision = Field("fp32", description="trial precision; bf16 on a GPU (bf16 autocast is slower on CPU)")
     start_from_paper: bool = Field(True, description="enqueue table 8.4 as trial 0")
     heartbeat: int | None = Field(60, ge=1, description="RDB storages: seconds between a trial's heartbeats; null: off")
     # Rows of the paper's space pinned to one value, e.g. a CPU-sized image_size; recorded in best.yaml.
-    fixed: dict[str, Any] = Field(default_factory=lambda: {"image_size": 64, "batch_size": 32})
+    fixed: dict[str, Any] = Field(default_factory=lambda: dict(CPU_PINNED_ROWS))
 
     @field_validator("fixed")
     @classmethod

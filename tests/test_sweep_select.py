@@ -31,8 +31,10 @@ DISTRIBUTIONS = {"model.attention": CategoricalDistribution(("eca", "se", "cbam"
 
 
 def params_for(**overrides) -> config.Params:
+    # lr_head searched: only image and batch size pinned, not the CPU default's training recipe
     return config.with_overrides(config.load(ROOT / "params.yaml"),
-                                 {"sweep.storage": "sqlite:///sweep/study.db", **overrides})
+                                 {"sweep.storage": "sqlite:///sweep/study.db",
+                                  "sweep.fixed": {"image_size": 64, "batch_size": 32}, **overrides})
 
 
 def swept_study(params: config.Params, root: Path) -> optuna.Study:

@@ -39,8 +39,9 @@ TABLE_8_4_POINT = {**paper.TABLE_8_4, "model.conv_bias": False, "train.mixup_alp
 
 
 def make_params(**sweep) -> config.Params:
+    # The recipe rows searched (only image and batch size pinned): the CPU default's recipe pins have their own test.
     values = {"storage": "sqlite:///sweep/study.db", "n_trials": 4, "epochs": 3, "pruner": "none",
-              "startup_trials": 2, "start_from_paper": False, **sweep}
+              "startup_trials": 2, "start_from_paper": False, "fixed": {"image_size": 64, "batch_size": 32}, **sweep}
     return config.with_overrides(BASE, {f"sweep.{key}": value for key, value in values.items()})
 
 
@@ -376,6 +377,20 @@ def test_trial_0_takes_the_pinned_rows_instead(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0] == (
         "sweep: trial 0 is table 8.4 (train.batch_size 48 pinned to 32 by sweep.fixed; "
         "train.image_size 224 pinned to 64 by sweep.fixed)")
+
+
+def test_the_cpu_default_pins_the_training_recipe_and_searches_the_rest(tmp_path, capsys):
+    assert BASE.sweep.fixed == config.CPU_PINNED_ROWS  # params.yaml's default
+    params = make_params(n_trials=1, start_from_paper=True, fixed=config.CPU_PINNED_ROWS)
+    [first] = sweep_stage.run_sweep(params, 1, tmp_path, fake_factory()).get_trials()
+    pinned = {"train.image_size", "train.batch_size", "train.optimizer", "train.scheduler", "train.lr_head",
+              "train.lr_backbone"}
+    assert first.params == {k: v for k, v in TABLE_8_4_POINT.items() if k not in pinned}
+    [trained] = calls(tmp_path)
+    assert {key: trained["train"][key] for key in ("optimizer", "scheduler", "lr_head", "lr_backbone")} == {
+        "optimizer": "adamw", "scheduler": "onecycle", "lr_head": 3e-3, "lr_backbone": 3e-3}
+    assert (trained["model"]["kernel_size"], trained["train"]["weight_decay"]) == (7, 5.04e-6)  # table 8.4's
+    assert "train.optimizer rmsprop pinned to adamw by sweep.fixed" in capsys.readouterr().out.splitlines()[0]
 
 
 def test_trial_0_in_the_paper_space_leaves_the_scheduler_to_the_sampler(tmp_path, capsys):

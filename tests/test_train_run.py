@@ -43,11 +43,14 @@ def test_a_key_the_user_sets_wins_and_is_named(tmp_path: Path, capsys):
 def test_choices_from_paper_trains_table_8_4_with_pinned_rows(capsys):
     params = config.load(ROOT / "params.yaml", {"train.choices_from": "paper"})
     chosen, sources = chosen_params(params, Path("/nowhere/best.yaml"))
-    expected = {**paper.selected_configuration(), "train.image_size": 64, "train.batch_size": 32}
+    pins = {"train.image_size": 64, "train.batch_size": 32, "train.optimizer": "adamw", "train.scheduler": "onecycle",
+            "train.lr_head": 3e-3, "train.lr_backbone": 3e-3}  # the CPU default's sweep.fixed
+    expected = {**paper.selected_configuration(), **pins}
     assert {key: chosen.value(key) for key in search_space.SEARCHED_KEYS} == {key: expected[key] for key in search_space.SEARCHED_KEYS}
     assert set(sources.values()) == {"paper"}
-    assert capsys.readouterr().out == ("train: 28 searched keys from table 8.4 with train.batch_size=32, "
-                                       "train.image_size=64 pinned by sweep.fixed\n")
+    assert capsys.readouterr().out == (
+        "train: 28 searched keys from table 8.4 with train.batch_size=32, train.image_size=64, train.lr_backbone=0.003, "
+        "train.lr_head=0.003, train.optimizer=adamw, train.scheduler=onecycle pinned by sweep.fixed\n")
 
 
 def test_missing_best_yaml_is_a_one_line_error(tmp_path: Path):
