@@ -7,8 +7,8 @@ The images are scikit-learn's `load_digits` (8x8, 16 grey levels; ships with sci
 digits 0, 1, 3, 7 and 8 — two confusable pairs, 1/7 and 3/8 — upscaled bicubically to 64x64 and saved as
 RGB PNGs in the `data.source: folder` layout `<root>/<class>/*.png` (896 images, 174-183 a class).
 
-The pipeline runs in a copy of --repo's working tree (uncommitted edits included) with only data.source,
-data.root and data.classes overridden; its time is the whole `dvc repro evaluate` (check, validate,
+The pipeline runs in a copy of --repo's working tree (uncommitted edits included) with only the params of
+`digit_params` overridden (data.source, data.root, data.classes, evaluate.unsafe_classes); its time is the whole `dvc repro evaluate` (check, validate,
 split, prepare, subset, sweep, select, train, evaluate; not the report); "training s" is the train stage's
 own `train_seconds` (epochs with their validation) beside the plain recipe's training loop. Times are wall seconds and CPU
 seconds (this process and its children: what a busy machine disturbs least). The plain recipe reads that

@@ -65,8 +65,8 @@ Everything else
 * Initialisation: timm's EfficientNet (TensorFlow) init, and with `zero_init_last` (the default) the
   last norm of every residual block starts at scale 0 (Goyal et al. 2017; timm's ResNet `zero_init_last`):
   the untrained network is its shortcut path and each block starts as the identity. From scratch on a
-  short budget this is what makes the deep MBConv stack learn at all (README, Performance: table 8.4's
-  model on digits, 12 epochs, test macro-F1 0.58 without, 0.93 with).
+  short budget this is what lets the deep MBConv stack learn (README, Performance: on digits, the
+  configuration the sweep selects, 8 epochs, test macro-F1 0.837 without, 0.977 with).
 * Head (§3.3, §3.10): global average pool → dropout(features) → Linear(final, h1) → GELU → dropout →
   [Linear(h1, h2) → GELU → dropout] → Linear(num_classes). The whole MLP is the classifier
   (`get_classifier()`).

@@ -1,6 +1,7 @@
 """CPU/GPU throughput of a model: images per second for training steps or inference, timed in turns.
 
-Shared by benchmarks/model_cost.py (the figures quoted in README) and the results report's cost table.
+Shared by the benchmarks that time models (model_cost, cpu_train_step, step_cost_by_row) and the results
+report's cost table.
 Throughput depends on what else the machine runs: compare models only within one call.
 """
 
